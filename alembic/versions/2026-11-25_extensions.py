@@ -1,0 +1,23 @@
+"""extensions: pgvector
+
+Revision ID: 0001_extensions
+Revises:
+Create Date: 2026-11-25
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0001_extensions"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.execute("CREATE EXTENSION IF NOT EXISTS vector")
+
+
+def downgrade() -> None:
+    op.execute("DROP EXTENSION IF EXISTS vector")

@@ -1,0 +1,145 @@
+"""The `projex` command: serve, worker, migrate, create-admin."""
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from src.config import Settings, get_settings
+
+LOGGING_INI = Path(__file__).resolve().parents[1] / "logging.ini"
+
+
+def fail(message: str, code: int = 2) -> None:
+    print(f"projex: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def settings_error_line(exc: ValidationError) -> str:
+    """One line that names the setting, never a traceback."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "invalid settings: " + "; ".join(parts)
+
+
+def load_settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        fail(settings_error_line(exc))
+        raise  # unreachable: fail() exits
+
+
+def describe_database(settings: Settings) -> str:
+    if settings.embedded_database:
+        return (
+            f"embedded PostgreSQL + pgvector in {settings.EMBEDDED_DATA_DIR} (DATABASE_URL unset)"
+        )
+    from sqlalchemy.engine import make_url
+
+    return "PostgreSQL at " + make_url(settings.DATABASE_URL).render_as_string(hide_password=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    if args.no_worker:
+        os.environ["SERVE_WITH_WORKER"] = "false"
+        get_settings.cache_clear()
+    settings = load_settings()
+    host = "localhost" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
+    print(
+        f"Projex API on http://{host}:{args.port}  (docs: http://{host}:{args.port}/docs)",
+        file=sys.stderr,
+    )
+    print(f"Database: {describe_database(settings)}", file=sys.stderr)
+    uvicorn.run(
+        "src.main:app",
+        host=args.host,
+        port=args.port,
+        reload=args.reload,
+        log_config=str(LOGGING_INI),
+        proxy_headers=bool(settings.TRUSTED_PROXIES),
+        forwarded_allow_ips=",".join(settings.TRUSTED_PROXIES) or None,
+        timeout_graceful_shutdown=args.graceful_timeout,
+        server_header=False,
+    )
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from src.database import (
+        downgrade_database,
+        make_engine,
+        resolve_database_url,
+        upgrade_database,
+    )
+
+    settings = load_settings()
+    if args.downgrade and settings.ENVIRONMENT == "production" and not args.allow_downgrade:
+        fail("refusing to downgrade a production database without --allow-downgrade")
+
+    async def run() -> None:
+        engine = make_engine(resolve_database_url(settings), settings)
+        try:
+            if args.downgrade:
+                await downgrade_database(engine, args.downgrade)
+            else:
+                await upgrade_database(engine, args.revision)
+        finally:
+            await engine.dispose()
+
+    _configure_logging()
+    asyncio.run(run())
+    print(f"migrated ({describe_database(settings)})", file=sys.stderr)
+
+
+def _configure_logging() -> None:
+    import logging.config
+
+    logging.config.fileConfig(LOGGING_INI, disable_existing_loggers=False)
+
+
+COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="projex", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API (and one in-process worker)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--reload", action="store_true", help="restart on code changes (dev)")
+    serve.add_argument("--no-worker", action="store_true", help="API only; run `projex worker`")
+    serve.add_argument(
+        "--graceful-timeout",
+        type=int,
+        default=20,
+        help="seconds to finish in-flight requests on SIGTERM",
+    )
+
+    migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade)")
+    migrate.add_argument("--revision", default="head")
+    migrate.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION")
+    migrate.add_argument(
+        "--allow-downgrade",
+        action="store_true",
+        help="required to downgrade when ENVIRONMENT=production",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

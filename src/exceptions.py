@@ -1,0 +1,224 @@
+"""AppError and the one place that renders errors as RFC 9457 problem+json."""
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from src.log import get_logger
+
+log = get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class AppError(Exception):
+    status_code = 500
+    code = "internal_error"
+    title = "Internal error"
+    detail: str | None = None
+    headers: dict[str, str] | None = None
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.detail = detail if detail is not None else self.detail or self.title
+        self.headers = headers or self.headers
+        self.extra = extra or {}
+        super().__init__(self.detail)
+
+
+class BadRequest(AppError):
+    status_code = 400
+    code = "bad_request"
+    title = "Bad request"
+
+
+class MalformedJSON(AppError):
+    status_code = 400
+    code = "malformed_json"
+    title = "Malformed JSON body"
+
+
+class NotAuthenticated(AppError):
+    status_code = 401
+    code = "not_authenticated"
+    title = "Not authenticated"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class PermissionDenied(AppError):
+    status_code = 403
+    code = "permission_denied"
+    title = "Permission denied"
+
+
+class NotFound(AppError):
+    status_code = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class PreconditionFailed(AppError):
+    status_code = 412
+    code = "version_conflict"
+    title = "The resource changed since you read it"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(AppError):
+    status_code = 415
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+
+
+class RateLimited(AppError):
+    status_code = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    code = "service_unavailable"
+    title = "Service unavailable"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+    title = "Database unavailable"
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def problem_response(
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://projex.dev/problems/{code.replace('_', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail or title,
+        "code": code,
+    }
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _is_db_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, PoolTimeoutError | ConnectionError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        return (
+            isinstance(exc.orig, ConnectionError | OSError)
+            or "connect" in type(exc.orig).__name__.lower()
+        )
+    return isinstance(exc, OSError) and exc.errno is not None
+
+
+def _clean_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    cleaned = []
+    for err in errors:
+        item = {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
+        cleaned.append(item)
+    return cleaned
+
+
+def register_exception_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+        return problem_response(
+            status=exc.status_code,
+            code=exc.code,
+            title=exc.title,
+            detail=exc.detail,
+            headers=exc.headers,
+            extra=exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(err.get("type") == "json_invalid" for err in errors):
+            return problem_response(
+                status=400,
+                code=MalformedJSON.code,
+                title=MalformedJSON.title,
+                detail="The request body is not valid JSON.",
+            )
+        return problem_response(
+            status=422,
+            code="validation_error",
+            title="Invalid request",
+            detail="; ".join(
+                f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}"
+                for err in errors[:5]
+            ),
+            extra={"errors": _clean_errors(errors)},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        status = exc.status_code
+        title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        return problem_response(
+            status=status,
+            code=_HTTP_CODES.get(status, f"http_{status}"),
+            title=title,
+            detail=detail,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+        if _is_db_unavailable(exc):
+            log.error("database.unavailable", error=type(exc).__name__)
+            return problem_response(
+                status=503,
+                code=DatabaseUnavailable.code,
+                title=DatabaseUnavailable.title,
+                detail="The database cannot be reached; try again shortly.",
+                headers={"Retry-After": "5"},
+            )
+        log.exception("request.unhandled_error", error=type(exc).__name__)
+        return problem_response(status=500, code="internal_error", title="Internal error")

@@ -1,0 +1,32 @@
+"""Shared column mixins: UUID key, timestamps, soft delete, optimistic-lock version."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+
+class UUIDPrimaryKey:
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, default=uuid.uuid4, server_default=text("gen_random_uuid()")
+    )
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+    )
+
+
+class SoftDelete:
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Versioned:
+    """Optimistic locking: `version` increments on every UPDATE (SQLAlchemy version_id_col)."""
+
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
