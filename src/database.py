@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from src.config import Settings
-from src.exceptions import DatabaseUnavailable, _is_db_unavailable
+from src.exceptions import AppError, DatabaseUnavailable, is_db_unavailable
 from src.log import get_logger
 
 log = get_logger(__name__)
@@ -118,9 +118,17 @@ async def transaction(
         try:
             yield session
             await session.commit()
+        except AppError as exc:
+            # Some refusals must still persist what led to them (a failed-login counter,
+            # a revoked token family): those errors ask for a commit.
+            if exc.commit_transaction:
+                await session.commit()
+            else:
+                await session.rollback()
+            raise
         except Exception as exc:
             await session.rollback()
-            if _is_db_unavailable(exc):
+            if is_db_unavailable(exc):
                 raise DatabaseUnavailable() from exc
             raise
 
@@ -135,7 +143,7 @@ async def get_session() -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-DOMAINS_WITH_MODELS: tuple[str, ...] = ()
+DOMAINS_WITH_MODELS: tuple[str, ...] = ("users", "auth")
 
 
 def import_all_models() -> None:

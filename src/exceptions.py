@@ -23,6 +23,7 @@ class AppError(Exception):
     title = "Internal error"
     detail: str | None = None
     headers: dict[str, str] | None = None
+    commit_transaction = False  # True: the request's writes are kept despite the error
 
     def __init__(
         self,
@@ -142,7 +143,7 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
-def _is_db_unavailable(exc: BaseException) -> bool:
+def is_db_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, PoolTimeoutError | ConnectionError | InterfaceError):
         return True
     if isinstance(exc, DBAPIError):
@@ -211,7 +212,7 @@ def register_exception_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
-        if _is_db_unavailable(exc):
+        if is_db_unavailable(exc):
             log.error("database.unavailable", error=type(exc).__name__)
             return problem_response(
                 status=503,

@@ -12,6 +12,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from src.auth.router import router as auth_router
 from src.config import Settings, get_settings
 from src.database import dispose_engine, init_engine, resolve_database_url, upgrade_database
 from src.exceptions import register_exception_handlers
@@ -19,6 +20,7 @@ from src.log import get_logger
 from src.middleware import REQUEST_ID_HEADER, BodyGuardMiddleware, RequestIdMiddleware
 from src.system import service as system_service
 from src.system.router import router as system_router
+from src.users.router import router as users_router
 
 log = get_logger(__name__)
 
@@ -28,7 +30,8 @@ DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
-    router.include_router(system_router)
+    for domain_router in (system_router, auth_router, users_router):
+        router.include_router(domain_router)
     return router
 
 

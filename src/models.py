@@ -14,6 +14,10 @@ class UUIDPrimaryKey:
 
 
 class Timestamps:
+    # Server-set values (created_at, updated_at) come back with RETURNING, so responses
+    # built after a flush never trigger a lazy load.
+    __mapper_args__ = {"eager_defaults": True}
+
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )

@@ -11,10 +11,13 @@ from pathlib import Path
 
 os.environ.setdefault("ENVIRONMENT", "test")
 os.environ.setdefault("FETCH_ALLOWED_NETWORKS", "127.0.0.0/8")
+# The OWASP floor keeps the suite fast; production defaults are stronger (src/auth/config.py).
+os.environ.setdefault("ARGON2_MEMORY_KIB", "19456")
+os.environ.setdefault("ARGON2_TIME_COST", "2")
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from src.config import Settings, get_settings
 from src.database import (
@@ -23,6 +26,7 @@ from src.database import (
     init_engine,
     make_engine,
     start_embedded_postgres,
+    transaction,
     upgrade_database,
 )
 
@@ -87,14 +91,20 @@ def app(settings: Settings):
 
 
 @pytest.fixture
-async def client(app, session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
+def test_sessionmaker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the test's connection: their commits are SAVEPOINT releases."""
+    return async_sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+
+
+@pytest.fixture
+async def client(
+    app, test_sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[httpx.AsyncClient]:
     async def session_in_test_transaction() -> AsyncIterator[AsyncSession]:
-        try:
+        async with transaction(test_sessionmaker) as session:
             yield session
-            await session.commit()
-        except Exception:
-            await session.rollback()
-            raise
 
     app.dependency_overrides[get_session] = session_in_test_transaction
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
