@@ -106,7 +106,49 @@ def _configure_logging() -> None:
     logging.config.fileConfig(LOGGING_INI, disable_existing_loggers=False)
 
 
-COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate}
+def cmd_create_admin(args: argparse.Namespace) -> None:
+    import getpass
+
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from src.database import make_engine, resolve_database_url, transaction
+    from src.users import service as users_service
+    from src.users.schemas import UserCreate
+
+    settings = load_settings()
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password (empty keeps an existing account's password): ")
+    else:
+        password = ""
+    email = args.email.strip().lower()
+    try:
+        if password:
+            UserCreate(email=email, password=password)  # the same policy as registration
+    except ValidationError as exc:
+        fail("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()))
+
+    async def run() -> tuple[bool, str]:
+        engine = make_engine(resolve_database_url(settings), settings)
+        try:
+            async with transaction(async_sessionmaker(engine, expire_on_commit=False)) as session:
+                user, created = await users_service.ensure_admin(
+                    session=session, email=email, password=password or None
+                )
+                return created, user.email
+        finally:
+            await engine.dispose()
+
+    try:
+        created, stored_email = asyncio.run(run())
+    except ValueError as exc:
+        fail(str(exc))
+        return
+    print(f"{'created' if created else 'promoted'} admin {stored_email}", file=sys.stderr)
+
+
+COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "create-admin": cmd_create_admin}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-downgrade",
         action="store_true",
         help="required to downgrade when ENVIRONMENT=production",
+    )
+
+    admin = sub.add_parser("create-admin", help="create an admin, or promote an existing user")
+    admin.add_argument("--email", required=True)
+    admin.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
     )
     return parser
 

@@ -20,7 +20,13 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 
 from src.config import Settings
-from src.exceptions import AppError, DatabaseUnavailable, is_db_unavailable
+from src.exceptions import (
+    AppError,
+    DatabaseUnavailable,
+    InvalidText,
+    is_db_unavailable,
+    is_invalid_text,
+)
 from src.log import get_logger
 
 log = get_logger(__name__)
@@ -130,6 +136,8 @@ async def transaction(
             await session.rollback()
             if is_db_unavailable(exc):
                 raise DatabaseUnavailable() from exc
+            if is_invalid_text(exc):  # NUL characters in a query parameter or form field
+                raise InvalidText() from exc
             raise
 
 
@@ -143,7 +151,7 @@ async def get_session() -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-DOMAINS_WITH_MODELS: tuple[str, ...] = ("users", "auth")
+DOMAINS_WITH_MODELS: tuple[str, ...] = ("users", "auth", "projects", "urls", "chunks")
 
 
 def import_all_models() -> None:

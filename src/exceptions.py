@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -105,9 +106,62 @@ class ServiceUnavailable(AppError):
     title = "Service unavailable"
 
 
+class InvalidText(AppError):
+    status_code = 422
+    code = "invalid_text"
+    title = "Text contains characters that cannot be stored"
+    detail = "Text must not contain NUL (\\u0000) characters."
+
+
+def is_invalid_text(exc: BaseException) -> bool:
+    """PostgreSQL refused a string (SQLSTATE 22021: NUL byte or invalid UTF-8)."""
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "22021"
+
+
 class DatabaseUnavailable(ServiceUnavailable):
     code = "database_unavailable"
     title = "Database unavailable"
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str | None = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error is answered."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[FieldError] | None = None
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "model": Problem,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+# Declared on every /api/v1 route so clients (and schemathesis) know the error shape.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem("Malformed request (e.g. invalid JSON)"),
+    401: _problem("Missing or invalid credentials"),
+    403: _problem("Known caller without the right (role, scope)"),
+    404: _problem("Not found, or not visible to the caller"),
+    409: _problem("Conflict with the current state"),
+    412: _problem("Stale If-Match"),
+    413: _problem("Payload too large"),
+    415: _problem("Unsupported media type"),
+    422: _problem("Invalid payload or parameters"),
+    429: _problem("Rate limited; see Retry-After"),
+    503: _problem("A dependency (database, storage, queue) is unavailable"),
+}
 
 
 _HTTP_CODES = {

@@ -15,9 +15,10 @@ from fastapi.staticfiles import StaticFiles
 from src.auth.router import router as auth_router
 from src.config import Settings, get_settings
 from src.database import dispose_engine, init_engine, resolve_database_url, upgrade_database
-from src.exceptions import register_exception_handlers
+from src.exceptions import ERROR_RESPONSES, register_exception_handlers
 from src.log import get_logger
 from src.middleware import REQUEST_ID_HEADER, BodyGuardMiddleware, RequestIdMiddleware
+from src.projects.router import router as projects_router
 from src.system import service as system_service
 from src.system.router import router as system_router
 from src.users.router import router as users_router
@@ -29,8 +30,8 @@ DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 
 
 def api_router() -> APIRouter:
-    router = APIRouter(prefix=API_PREFIX)
-    for domain_router in (system_router, auth_router, users_router):
+    router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    for domain_router in (system_router, auth_router, users_router, projects_router):
         router.include_router(domain_router)
     return router
 

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import DateTime, Integer, func, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 
 class UUIDPrimaryKey:
@@ -31,6 +31,11 @@ class SoftDelete:
 
 
 class Versioned:
-    """Optimistic locking: `version` increments on every UPDATE (SQLAlchemy version_id_col)."""
+    """Optimistic locking: `version` increments on every UPDATE (SQLAlchemy version_id_col),
+    and an UPDATE whose row changed meanwhile fails instead of overwriting it."""
 
-    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict:
+        return {"version_id_col": cls.__table__.c.version, "eager_defaults": True}

@@ -3,7 +3,8 @@
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Query
-from pydantic import BaseModel
+
+from src.schemas import ApiModel
 
 T = TypeVar("T")
 
@@ -11,14 +12,14 @@ MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 
 
-class Page(BaseModel, Generic[T]):
+class Page(ApiModel, Generic[T]):
     items: list[T]
     total: int
     limit: int
     offset: int
 
 
-class LimitOffset(BaseModel):
+class LimitOffset(ApiModel):
     limit: int = DEFAULT_PAGE_SIZE
     offset: int = 0
 

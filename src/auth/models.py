@@ -37,7 +37,9 @@ class ApiKey(UUIDPrimaryKey, Base):
     prefix: Mapped[str] = mapped_column(String(16), nullable=False)
     key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
     scopes: Mapped[list[str]] = mapped_column(ARRAY(String(32)), nullable=False)
-    project_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True, index=True)
+    project_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=True, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )

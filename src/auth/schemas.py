@@ -3,19 +3,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
 from src.auth.constants import Scope
+from src.schemas import ApiModel
 
 
-class TokenPair(BaseModel):
+class TokenPair(ApiModel):
     access_token: str
     refresh_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105
     expires_in: int = Field(description="access token lifetime in seconds")
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(ApiModel):
     refresh_token: Annotated[str, Field(min_length=1, max_length=512)]
 
 
@@ -33,7 +34,7 @@ def _unique_scopes(value: list[Scope]) -> list[Scope]:
     return sorted(set(value))
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(ApiModel):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     scopes: Annotated[
         list[Scope], Field(min_length=1, max_length=len(Scope)), AfterValidator(_unique_scopes)
@@ -42,7 +43,7 @@ class ApiKeyCreate(BaseModel):
     expires_at: Annotated[datetime | None, AfterValidator(_future)] = None
 
 
-class ApiKeyRead(BaseModel):
+class ApiKeyRead(ApiModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID

@@ -22,6 +22,7 @@ from src.auth.exceptions import (
 from src.auth.models import ApiKey, LoginThrottle, RefreshToken
 from src.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead, Principal, TokenPair
 from src.pagination import LimitOffset, Page
+from src.projects import service as projects_service
 from src.users import service as users_service
 from src.users.constants import Role
 from src.users.exceptions import InvalidCurrentPassword
@@ -241,8 +242,6 @@ async def _check_project_binding(
     *, session: AsyncSession, user: User, project_id: uuid.UUID
 ) -> None:
     """A key may be bound only to a project its owner can see (404 otherwise)."""
-    from src.projects import service as projects_service  # projects depend on auth
-
     await projects_service.require_visible(
         session=session, principal=principal_for_user(user), project_id=project_id
     )

@@ -1,24 +1,24 @@
 from typing import Literal
 
-from pydantic import BaseModel
+from src.schemas import ApiModel
 
 
-class Liveness(BaseModel):
+class Liveness(ApiModel):
     status: Literal["ok"] = "ok"
 
 
-class CheckResult(BaseModel):
+class CheckResult(ApiModel):
     status: Literal["ok", "failed"]
     latency_ms: float
     detail: str | None = None
 
 
-class Readiness(BaseModel):
+class Readiness(ApiModel):
     status: Literal["ok", "failed"]
     checks: dict[str, CheckResult]
 
 
-class VersionRead(BaseModel):
+class VersionRead(ApiModel):
     name: str
     version: str
     commit: str | None

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Query, status
 
 from src.auth import service as auth_service
 from src.auth.dependencies import AdminUser, CurrentUser
@@ -43,7 +43,7 @@ async def list_users(
     _: AdminUser,
     session: SessionDep,
     page: PageParams,
-    params: Annotated[UserListParams, Depends()],
+    params: Annotated[UserListParams, Query()],
 ) -> Page[UserRead]:
     """All accounts (admin): `q` searches email and name; filter by role and active."""
     return await service.list_users(session=session, params=params, page=page)

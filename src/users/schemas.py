@@ -2,8 +2,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, EmailStr, Field, model_validator
 
+from src.schemas import ApiModel
 from src.users.constants import PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS, Role
 
 
@@ -29,7 +30,7 @@ def _password_is_not_email(password: str, email: str | None) -> None:
         raise ValueError("password must not be the email address")
 
 
-class UserCreate(BaseModel):
+class UserCreate(ApiModel):
     email: Email
     password: Password
     full_name: FullName | None = None
@@ -40,7 +41,7 @@ class UserCreate(BaseModel):
         return self
 
 
-class UserRead(BaseModel):
+class UserRead(ApiModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -52,7 +53,7 @@ class UserRead(BaseModel):
     updated_at: datetime
 
 
-class UserUpdateMe(BaseModel):
+class UserUpdateMe(ApiModel):
     """Profile changes; an email change needs `current_password`."""
 
     full_name: FullName | None = None
@@ -66,18 +67,18 @@ class UserUpdateMe(BaseModel):
         return self
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(ApiModel):
     current_password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_BYTES)]
     new_password: Password
 
 
-class UserAdminUpdate(BaseModel):
+class UserAdminUpdate(ApiModel):
     role: Role | None = None
     is_active: bool | None = None
     full_name: FullName | None = None
 
 
-class UserListParams(BaseModel):
+class UserListParams(ApiModel):
     q: Annotated[str | None, Field(max_length=200)] = None
     role: Role | None = None
     is_active: bool | None = None

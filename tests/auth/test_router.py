@@ -406,3 +406,9 @@ def test_x_forwarded_for_is_used_behind_a_trusted_proxy(monkeypatch: pytest.Monk
 
     assert client_address(request("10.1.2.3", "198.51.100.7, 10.9.9.9")) == "198.51.100.7"
     assert client_address(request("198.51.100.8", "1.2.3.4")) == "198.51.100.8"
+
+
+async def test_nul_in_form_field_is_422_invalid_text(client: httpx.AsyncClient) -> None:
+    response = await client.post(LOGIN, data={"username": "a\x00b@example.com", "password": "x"})
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_text"
