@@ -97,7 +97,8 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
     _configure_logging()
     asyncio.run(run())
-    print(f"migrated ({describe_database(settings)})", file=sys.stderr)
+    action = f"downgraded to {args.downgrade}" if args.downgrade else f"upgraded to {args.revision}"
+    print(f"{action} ({describe_database(settings)})", file=sys.stderr)
 
 
 def _configure_logging() -> None:
@@ -148,7 +149,37 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
     print(f"{'created' if created else 'promoted'} admin {stored_email}", file=sys.stderr)
 
 
-COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "create-admin": cmd_create_admin}
+def cmd_worker(args: argparse.Namespace) -> None:
+    from src import worker
+    from src.database import dispose_engine, init_engine, resolve_database_url
+
+    settings = load_settings()
+    _configure_logging()
+    concurrency = args.concurrency or worker.worker_settings.WORKER_CONCURRENCY
+    print(
+        f"Projex worker (concurrency {concurrency}) on {describe_database(settings)}",
+        file=sys.stderr,
+    )
+
+    async def run() -> None:
+        url = resolve_database_url(settings)
+        init_engine(url, settings)
+        await worker.open_queue(url)
+        try:
+            await worker.run_worker(concurrency=args.concurrency)
+        finally:
+            await worker.close_queue()
+            await dispose_engine()
+
+    asyncio.run(run())
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "worker": cmd_worker,
+    "migrate": cmd_migrate,
+    "create-admin": cmd_create_admin,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=20,
         help="seconds to finish in-flight requests on SIGTERM",
+    )
+
+    work = sub.add_parser("worker", help="run queue workers (fetch, extract, chunk, embed)")
+    work.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="jobs run at once (default WORKER_CONCURRENCY)",
     )
 
     migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade)")

@@ -125,6 +125,7 @@ async def transaction(
             yield session
             await session.commit()
         except AppError as exc:
+            _drop_after_commit(session)
             # Some refusals must still persist what led to them (a failed-login counter,
             # a revoked token family): those errors ask for a commit.
             if exc.commit_transaction:
@@ -133,12 +134,20 @@ async def transaction(
                 await session.rollback()
             raise
         except Exception as exc:
+            _drop_after_commit(session)
             await session.rollback()
             if is_db_unavailable(exc):
                 raise DatabaseUnavailable() from exc
             if is_invalid_text(exc):  # NUL characters in a query parameter or form field
                 raise InvalidText() from exc
             raise
+        else:
+            for callback in session.info.pop("after_commit", []):
+                await callback()  # e.g. enqueue jobs for rows that now exist
+
+
+def _drop_after_commit(session: AsyncSession) -> None:
+    session.info.pop("after_commit", None)
 
 
 async def get_session() -> AsyncIterator[AsyncSession]:

@@ -1,6 +1,7 @@
 """Application factory: lifespan, middleware, offline API docs, routers under /api/v1."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,7 +13,9 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from src import worker
 from src.auth.router import router as auth_router
+from src.chunks.router import router as chunks_router
 from src.config import Settings, get_settings
 from src.database import dispose_engine, init_engine, resolve_database_url, upgrade_database
 from src.exceptions import ERROR_RESPONSES, register_exception_handlers
@@ -21,6 +24,7 @@ from src.middleware import REQUEST_ID_HEADER, BodyGuardMiddleware, RequestIdMidd
 from src.projects.router import router as projects_router
 from src.system import service as system_service
 from src.system.router import router as system_router
+from src.urls.router import router as urls_router
 from src.users.router import router as users_router
 
 log = get_logger(__name__)
@@ -31,7 +35,14 @@ DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    for domain_router in (system_router, auth_router, users_router, projects_router):
+    for domain_router in (
+        system_router,
+        auth_router,
+        users_router,
+        projects_router,
+        urls_router,
+        chunks_router,
+    ):
         router.include_router(domain_router)
     return router
 
@@ -39,18 +50,32 @@ def api_router() -> APIRouter:
 def make_lifespan(settings: Settings, manage_database: bool):
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        worker_task: asyncio.Task | None = None
         if manage_database:
             url = await asyncio.to_thread(resolve_database_url, settings)
             engine = init_engine(url, settings)
             if settings.embedded_database:
                 await upgrade_database(engine)
+            await worker.open_queue(url)
+            if settings.SERVE_WITH_WORKER:
+                worker_task = asyncio.create_task(
+                    worker.run_worker(install_signal_handlers=False), name="in-process-worker"
+                )
         log.info(
-            "app.started", version=system_service.app_version(), environment=settings.ENVIRONMENT
+            "app.started",
+            version=system_service.app_version(),
+            environment=settings.ENVIRONMENT,
+            in_process_worker=worker_task is not None,
         )
         try:
             yield
         finally:
+            if worker_task is not None:
+                worker_task.cancel()  # procrastinate finishes running jobs within its grace period
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
             if manage_database:
+                await worker.close_queue()
                 await dispose_engine()
             log.info("app.stopped")
 

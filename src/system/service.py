@@ -64,6 +64,20 @@ async def database_check(engine: AsyncEngine) -> None:
         raise CheckFailed(f"migrations not at head (database {current}, code {head})")
 
 
+async def storage_check() -> None:
+    from src.aws import service as storage
+
+    await storage.get_store().check()
+
+
+async def queue_check(engine: AsyncEngine) -> None:
+    """The queue's schema is present (its tables live in the same database)."""
+    async with engine.connect() as conn:
+        present = await conn.scalar(text("SELECT to_regclass('procrastinate_jobs') IS NOT NULL"))
+    if not present:
+        raise CheckFailed("the job queue schema is missing (run projex migrate)")
+
+
 async def run_check(check: Check, limit_seconds: float = CHECK_TIMEOUT_SECONDS) -> CheckResult:
     started = time.perf_counter()
     try:

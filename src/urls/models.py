@@ -46,6 +46,7 @@ class Url(UUIDPrimaryKey, Timestamps, Base):
     crawl_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("crawls.id", ondelete="SET NULL"), index=True
     )
+    crawl_depth: Mapped[int | None] = mapped_column(Integer)
     title: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(32))
     error_code: Mapped[str | None] = mapped_column(String(64))

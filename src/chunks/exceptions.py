@@ -1,0 +1,6 @@
+from src.exceptions import NotFound
+
+
+class ChunkNotFound(NotFound):
+    code = "chunk_not_found"
+    title = "Chunk not found"

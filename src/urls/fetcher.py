@@ -1,0 +1,340 @@
+"""The safe fetcher: what attackers aim at when they submit a URL.
+
+- http/https only, ports 80/443 plus FETCH_ALLOWED_PORTS;
+- the host is resolved here and refused if ANY address is not globally routable
+  (private, loopback, link-local incl. 169.254.169.254, CGNAT, benchmarking, multicast,
+  reserved, unspecified, and IPv4-mapped/6to4/NAT64/Teredo forms of those) unless it lies
+  in FETCH_ALLOWED_NETWORKS; the connection then goes to that checked address (pinned,
+  with Host and SNI kept), so DNS rebinding cannot switch it;
+- redirects are followed by hand (FETCH_MAX_REDIRECTS), every hop checked the same way;
+- one total deadline (FETCH_TIMEOUT_SECONDS) and a body cap enforced while streaming
+  (FETCH_MAX_BYTES, counted after decompression);
+- robots.txt honoured (cached per host), an identifying User-Agent, a per-host limit.
+"""
+
+import asyncio
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.robotparser import RobotFileParser
+
+import httpx
+
+from src.urls.config import FetchSettings, fetch_settings
+from src.urls.utils import UrlRejected, is_allowed_address, normalise_url
+
+PAGE_TYPES = frozenset(
+    {
+        "text/html",
+        "application/xhtml+xml",
+        "text/plain",
+        "text/markdown",
+        "text/x-markdown",
+        "application/pdf",
+    }
+)
+SITEMAP_TYPES = frozenset(
+    {
+        "application/xml",
+        "text/xml",
+        "application/gzip",
+        "application/x-gzip",
+        "application/octet-stream",
+        "text/plain",
+    }
+)
+ROBOTS_MAX_BYTES = 512 * 1024
+
+
+class FetchError(Exception):
+    """A fetch that did not produce a page. `transient` ones are worth retrying."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        transient: bool = False,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.transient = transient
+        self.http_status = http_status
+        self.retry_after = retry_after
+
+
+@dataclass
+class FetchResult:
+    url: str  # after redirects
+    status: int
+    body: bytes = b""
+    content_type: str = ""
+    charset: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified: bool = False
+    redirects: list[str] = field(default_factory=list)
+
+
+def _media_type(header: str | None) -> tuple[str, str | None]:
+    if not header:
+        return "", None
+    media, _, params = header.partition(";")
+    charset = None
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "charset" and value:
+            charset = value.strip('"').strip()
+    return media.strip().lower(), charset
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value and value.strip().isdigit():
+        return float(value.strip())
+    return None
+
+
+class SafeFetcher:
+    def __init__(self, settings: FetchSettings = fetch_settings) -> None:
+        self.settings = settings
+        self.allowed_ports = settings.allowed_ports()
+        self.client = httpx.AsyncClient(
+            follow_redirects=False,
+            trust_env=False,  # never route through proxies from the environment
+            timeout=httpx.Timeout(settings.FETCH_TIMEOUT_SECONDS, connect=10.0),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            headers={"User-Agent": settings.FETCH_USER_AGENT, "Accept-Encoding": "gzip, deflate"},
+        )
+        self._host_limits: dict[str, asyncio.Semaphore] = {}
+        self._robots: dict[str, tuple[float, RobotFileParser | None]] = {}
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # --- address checks --------------------------------------------------------------------
+
+    async def resolve(self, host: str, port: int) -> str:
+        """The address to connect to, after checking every address the name has."""
+        try:
+            literal = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            literal = None
+        if literal is not None:
+            addresses = [literal]
+        else:
+            loop = asyncio.get_running_loop()
+            try:
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except socket.gaierror as exc:
+                raise FetchError(
+                    "dns_error", f"cannot resolve {host}: {exc.strerror}", transient=True
+                ) from exc
+            addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+            if not addresses:
+                raise FetchError("dns_error", f"{host} has no address", transient=True)
+        for address in addresses:
+            if not is_allowed_address(address, self.settings.FETCH_ALLOWED_NETWORKS):
+                raise FetchError(
+                    "ssrf_blocked", f"{host} resolves to a non-public address ({address})"
+                )
+        return str(addresses[0])
+
+    def _check_url(self, url: str) -> tuple[str, str, int]:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise FetchError("unsupported_scheme", "only http and https are fetched")
+        host = parts.hostname
+        if not host:
+            raise FetchError("invalid_url", "no host")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if port not in self.allowed_ports:
+            raise FetchError("port_not_allowed", f"port {port} is not allowed")
+        return parts.scheme, host, port
+
+    # --- one hop -------------------------------------------------------------------------------
+
+    async def _send(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        scheme, host, port = self._check_url(url)
+        address = await self.resolve(host, port)
+        parts = urlsplit(url)
+        ip = ipaddress.ip_address(address)
+        pinned_host = f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
+        default = 443 if scheme == "https" else 80
+        netloc = pinned_host if port == default else f"{pinned_host}:{port}"
+        pinned = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+        request_headers = {**headers, "Host": parts.netloc.rsplit("@", 1)[-1]}
+        extensions = {"sni_hostname": host} if scheme == "https" else {}
+        request = self.client.build_request(
+            "GET", pinned, headers=request_headers, extensions=extensions
+        )
+        return await self.client.send(request, stream=True)
+
+    async def _read_capped(self, response: httpx.Response, limit: int) -> bytes:
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise FetchError("too_large", f"declared {declared} bytes, over the {limit} cap")
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > limit:
+                raise FetchError("too_large", f"body exceeds the {limit} byte cap")
+        return bytes(body)
+
+    # --- public --------------------------------------------------------------------------------
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        accept: frozenset[str] = PAGE_TYPES,
+        check_robots: bool = True,
+        max_bytes: int | None = None,
+    ) -> FetchResult:
+        limit = max_bytes or self.settings.FETCH_MAX_BYTES
+        try:
+            async with asyncio.timeout(self.settings.FETCH_TIMEOUT_SECONDS):
+                return await self._fetch(url, etag, last_modified, accept, check_robots, limit)
+        except TimeoutError as exc:
+            raise FetchError(
+                "timeout",
+                f"no complete answer within {self.settings.FETCH_TIMEOUT_SECONDS:g}s",
+                transient=True,
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise FetchError("timeout", "the server was too slow", transient=True) from exc
+        except (httpx.TransportError, OSError) as exc:
+            raise FetchError(
+                "connection_error", f"{type(exc).__name__}: {exc}"[:300], transient=True
+            ) from exc
+
+    async def _fetch(
+        self,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        accept: frozenset[str],
+        check_robots: bool,
+        limit: int,
+    ) -> FetchResult:
+        headers: dict[str, str] = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        current = url
+        redirects: list[str] = []
+        for _ in range(self.settings.FETCH_MAX_REDIRECTS + 1):
+            if check_robots and self.settings.FETCH_RESPECT_ROBOTS:
+                await self._check_robots(current)
+            netloc = urlsplit(current).netloc
+            limiter = self._host_limits.setdefault(
+                netloc, asyncio.Semaphore(self.settings.FETCH_PER_HOST_CONCURRENCY)
+            )
+            async with limiter:
+                response = await self._send(current, headers)
+                try:
+                    if response.status_code in (301, 302, 303, 307, 308):
+                        location = response.headers.get("location")
+                        if not location:
+                            raise FetchError(
+                                "bad_redirect",
+                                "redirect without Location",
+                                http_status=response.status_code,
+                            )
+                        try:
+                            current = normalise_url(urljoin(current, location))
+                        except UrlRejected as exc:
+                            raise FetchError(
+                                "bad_redirect", f"redirect to an invalid URL: {exc.message}"
+                            ) from exc
+                        redirects.append(current)
+                        continue
+                    return await self._finish(current, response, accept, limit, redirects)
+                finally:
+                    await response.aclose()
+        raise FetchError(
+            "too_many_redirects", f"more than {self.settings.FETCH_MAX_REDIRECTS} redirects"
+        )
+
+    async def _finish(
+        self,
+        url: str,
+        response: httpx.Response,
+        accept: frozenset[str],
+        limit: int,
+        redirects: list[str],
+    ) -> FetchResult:
+        status = response.status_code
+        result = FetchResult(
+            url=url,
+            status=status,
+            redirects=redirects,
+            etag=response.headers.get("etag"),
+            last_modified=response.headers.get("last-modified"),
+        )
+        if status == 304:
+            result.not_modified = True
+            return result
+        if status == 429 or status >= 500:
+            raise FetchError(
+                f"http_{status}",
+                f"server answered {status}",
+                transient=True,
+                http_status=status,
+                retry_after=_retry_after(response.headers.get("retry-after")),
+            )
+        if status >= 400:
+            raise FetchError(f"http_{status}", f"server answered {status}", http_status=status)
+        if status != 200:
+            raise FetchError("unexpected_status", f"server answered {status}", http_status=status)
+        media, charset = _media_type(response.headers.get("content-type"))
+        if media not in accept:
+            raise FetchError(
+                "unsupported_type",
+                f"content type {media or 'missing'!r} is not ingested",
+                http_status=status,
+            )
+        result.content_type, result.charset = media, charset
+        result.body = await self._read_capped(response, limit)
+        return result
+
+    # --- robots.txt ----------------------------------------------------------------------------
+
+    async def _check_robots(self, url: str) -> None:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        cached = self._robots.get(origin)
+        if cached is None or cached[0] < time.monotonic():
+            parser = await self._load_robots(origin)
+            cached = (time.monotonic() + self.settings.ROBOTS_CACHE_SECONDS, parser)
+            self._robots[origin] = cached
+        parser = cached[1]
+        agent = self.settings.FETCH_USER_AGENT.split("/", 1)[0]
+        if parser is not None and not parser.can_fetch(agent, url):
+            raise FetchError("robots_disallowed", "robots.txt disallows this URL")
+
+    async def _load_robots(self, origin: str) -> RobotFileParser | None:
+        """None (everything allowed) when there is no robots.txt or it cannot be read."""
+        try:
+            result = await self._fetch(
+                f"{origin}/robots.txt",
+                None,
+                None,
+                frozenset({"text/plain", ""}) | SITEMAP_TYPES | PAGE_TYPES,
+                False,
+                ROBOTS_MAX_BYTES,
+            )
+        except FetchError as exc:
+            if exc.code == "ssrf_blocked":
+                raise
+            return None
+        parser = RobotFileParser()
+        parser.parse(result.body.decode("utf-8", "replace").splitlines())
+        return parser

@@ -1,0 +1,155 @@
+"""The job queue: one procrastinate App on the same PostgreSQL as the data.
+
+Every API process opens it to enqueue; `projex worker` (and `projex serve` unless
+`--no-worker`) runs workers. Jobs are enqueued after the request's commit
+(`defer_after_commit`); a reconciler loop re-queues work whose enqueue or worker died.
+Domain tasks live in `<domain>/tasks.py` on procrastinate Blueprints, registered here.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import procrastinate
+from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from src.config import ProjexSettings
+from src.log import get_logger
+
+log = get_logger(__name__)
+
+
+class WorkerSettings(ProjexSettings):
+    WORKER_CONCURRENCY: int = Field(default=4, ge=1, le=256)
+    WORKER_HEARTBEAT_SECONDS: float = Field(default=10.0, gt=0, le=600)
+    WORKER_STALLED_AFTER_SECONDS: float = Field(default=30.0, gt=0, le=3600)
+    WORKER_SHUTDOWN_GRACE_SECONDS: float = Field(default=20.0, ge=0, le=3600)
+    RECONCILE_INTERVAL_SECONDS: float = Field(default=30.0, gt=0, le=3600)
+    QUEUE_POOL_MAX_SIZE: int = Field(default=8, ge=1, le=200)
+
+
+worker_settings = WorkerSettings()
+
+queue_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
+_open = False
+
+
+def register_tasks() -> None:
+    from src.urls import tasks as urls_tasks
+
+    if "urls:ingest_url" not in queue_app.tasks:
+        queue_app.add_tasks_from(urls_tasks.blueprint, namespace="urls")
+
+
+def libpq_url(sqlalchemy_url: str) -> str:
+    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def open_queue(database_url: str) -> None:
+    """Open the queue's psycopg pool (procrastinate needs psycopg 3; SQLAlchemy keeps asyncpg)."""
+    global _open
+    register_tasks()
+    connector = procrastinate.PsycopgConnector(
+        conninfo=libpq_url(database_url), min_size=1, max_size=worker_settings.QUEUE_POOL_MAX_SIZE
+    )
+    # The URL is known only at start-up (embedded server): attach the connector now.
+    queue_app.connector = connector
+    queue_app.job_manager.connector = connector
+    await queue_app.open_async()
+    _open = True
+
+
+async def close_queue() -> None:
+    global _open
+    if _open:
+        await queue_app.close_async()
+    _open = False
+
+
+def queue_is_open() -> bool:
+    return _open
+
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` once the session's transaction has committed (see database.transaction)."""
+    session.info.setdefault("after_commit", []).append(callback)
+
+
+def defer_after_commit(
+    session: AsyncSession, task_name: str, *, lock: str | None = None, **kwargs: Any
+) -> None:
+    """Enqueue a job after commit: never a job for a row that was rolled back. If the enqueue
+    itself fails, the reconciler re-queues the row later."""
+
+    async def enqueue() -> None:
+        await defer(task_name, lock=lock, **kwargs)
+
+    after_commit(session, enqueue)
+
+
+async def defer(task_name: str, *, lock: str | None = None, **kwargs: Any) -> int | None:
+    if not _open:
+        log.debug("queue.not_open", task=task_name)
+        return None
+    task = queue_app.tasks[task_name]
+    try:
+        return await task.configure(queueing_lock=lock, lock=lock).defer_async(**kwargs)
+    except procrastinate.exceptions.AlreadyEnqueued:
+        return None
+    except Exception as exc:  # the reconciler will re-queue; the request already succeeded
+        log.warning("queue.defer_failed", task=task_name, error=type(exc).__name__)
+        return None
+
+
+# --- running workers -----------------------------------------------------------------------
+
+
+async def retry_stalled_jobs() -> int:
+    """Jobs left `doing` by a worker whose heartbeat stopped (killed, OOM) go back to `todo`."""
+    manager = queue_app.job_manager
+    stalled = await manager.get_stalled_jobs(
+        seconds_since_heartbeat=worker_settings.WORKER_STALLED_AFTER_SECONDS
+    )
+    for job in stalled:
+        await manager.retry_job(job)
+        log.warning("queue.stalled_job_retried", job_id=job.id, task=job.task_name)
+    await manager.prune_stalled_workers(worker_settings.WORKER_STALLED_AFTER_SECONDS)
+    return len(list(stalled))
+
+
+async def reconcile_loop(stop: asyncio.Event) -> None:
+    from src.urls import pipeline
+
+    while not stop.is_set():
+        try:
+            await retry_stalled_jobs()
+            await pipeline.reconcile()
+        except Exception as exc:
+            log.warning("reconcile.failed", error=f"{type(exc).__name__}: {exc}"[:300])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), worker_settings.RECONCILE_INTERVAL_SECONDS)
+
+
+async def run_worker(
+    *, concurrency: int | None = None, install_signal_handlers: bool = True
+) -> None:
+    """Run jobs until cancelled or signalled; a reconciler loop runs beside them."""
+    stop = asyncio.Event()
+    reconciler = asyncio.create_task(reconcile_loop(stop))
+    try:
+        await queue_app.run_worker_async(
+            concurrency=concurrency or worker_settings.WORKER_CONCURRENCY,
+            install_signal_handlers=install_signal_handlers,
+            update_heartbeat_interval=worker_settings.WORKER_HEARTBEAT_SECONDS,
+            stalled_worker_timeout=worker_settings.WORKER_STALLED_AFTER_SECONDS,
+            shutdown_graceful_timeout=worker_settings.WORKER_SHUTDOWN_GRACE_SECONDS,
+            delete_jobs="successful",
+        )
+    finally:
+        stop.set()
+        await reconciler
