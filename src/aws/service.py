@@ -113,6 +113,7 @@ class S3ObjectStore:
             endpoint_url=settings.S3_ENDPOINT_URL,
             region_name=settings.AWS_REGION,
             config=Config(
+                signature_version="s3v4",
                 retries={"max_attempts": 4, "mode": "standard"},
                 connect_timeout=5,
                 read_timeout=30,

@@ -139,9 +139,24 @@ def chunk_document(doc: Extracted, *, chunk_size: int, chunk_overlap: int) -> li
     return drafts
 
 
+def _tail(unit: _Unit, overlap: int) -> _Unit | None:
+    """The last words of `unit` worth at most `overlap` tokens."""
+    words = list(re.finditer(r"\S+", unit.text))
+    taken, tokens = 0, 0
+    for word in reversed(words):
+        cost = count_tokens(word.group())
+        if tokens + cost > overlap:
+            break
+        taken, tokens = taken + 1, tokens + cost
+    if taken == 0 or taken == len(words):
+        return None
+    start = words[-taken].start()
+    return _Unit(unit.text[start:], unit.start + start, unit.end, tokens, "\n\n")
+
+
 def _pack(units: list[_Unit], budget: int, overlap: int) -> list[list[_Unit]]:
     """Greedy packing up to `budget` tokens; each new chunk repeats up to `overlap` tokens
-    of whole trailing units from the previous one."""
+    from the end of the previous one (whole units, or the tail of the last one)."""
     groups: list[list[_Unit]] = []
     current: list[_Unit] = []
     tokens = 0
@@ -152,13 +167,15 @@ def _pack(units: list[_Unit], budget: int, overlap: int) -> list[list[_Unit]]:
             carried: list[_Unit] = []
             carried_tokens = 0
             for prev in reversed(current):
-                if (
-                    carried_tokens + prev.tokens > overlap
-                    or carried_tokens + prev.tokens + unit.tokens > budget
-                ):
+                cost = carried_tokens + prev.tokens
+                if cost > overlap or cost + unit.tokens > budget:
                     break
                 carried.insert(0, prev)
                 carried_tokens += prev.tokens
+            if not carried and overlap:
+                tail = _tail(current[-1], min(overlap, budget - unit.tokens))
+                if tail is not None:
+                    carried, carried_tokens = [tail], tail.tokens
             current, tokens, fresh = carried, carried_tokens, 0
         current.append(unit)
         tokens += unit.tokens

@@ -165,7 +165,7 @@ class _Walker:
     def flush(self, pre: bool = False) -> None:
         text = "".join(self.buffer)
         self.buffer = []
-        text = text.strip() if pre else WS.sub(" ", text).strip()
+        text = text.strip("\n").rstrip() if pre else WS.sub(" ", text).strip()
         if text:
             self.blocks.append(Block(text))
 

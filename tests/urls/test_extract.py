@@ -1,0 +1,94 @@
+import zlib
+
+from src.urls.extract import extract, extract_html
+
+HTML = b"""<html lang="en-GB"><head><title>Guide - Site</title><script>var x=1;</script></head>
+<body><header>Site header</header><nav><a href="/a">A</a> <a href="/b">B</a></nav>
+<div class="sidebar">Sidebar junk</div>
+<main><h1>Guide</h1><p>Intro <b>bold</b> text.</p>
+<div class="titlepage"><h2>Install</h2></div><p>Run the installer.</p><pre>  make
+  make install</pre>
+<ul><li>one</li><li>two <a href="/c">link</a></li></ul>
+<table><tr><th>k</th><th>v</th></tr><tr><td>a</td><td>1</td></tr></table>
+<h3>Details</h3><p>Fine print.</p></main>
+<footer>Copyright</footer><div id="cookie-banner">Accept cookies</div></body></html>"""
+
+
+def test_html_keeps_title_language_headings_and_drops_boilerplate() -> None:
+    doc = extract_html(HTML)
+    assert doc.title == "Guide - Site" and doc.language == "en-gb"
+    headings = [(b.heading_level, b.text) for b in doc.blocks if b.heading_level]
+    assert headings == [(1, "Guide"), (2, "Install"), (3, "Details")]
+    for junk in ("Site header", "Sidebar junk", "Copyright", "Accept cookies", "var x"):
+        assert junk not in doc.text
+    assert "Intro bold text." in doc.text and "k | v" in doc.text and "a | 1" in doc.text
+    assert "  make\n  make install" in doc.text  # <pre> keeps its layout
+    assert doc.links == ["/a", "/b", "/c"]
+    for block in doc.blocks:
+        assert doc.text[block.start : block.end] == block.text  # offsets point into the text
+
+
+def test_postgres_manual_page_keeps_section_headings(tmp_path) -> None:
+    html = b"""<html><head><title>11.2. Index Types</title></head><body>
+    <div class="navheader"><table><tr><td><a href="indexes-intro.html">Prev</a></td></tr></table></div>
+    <div class="sect1"><div class="titlepage"><div><div><h2 class="title">11.2. Index Types</h2></div></div></div>
+    <p>PostgreSQL provides several index types.</p>
+    <div class="sect2"><div class="titlepage"><div><div><h3 class="title">11.2.1. B-Tree</h3></div></div></div>
+    <p>B-trees can handle equality and range queries.</p></div></div>
+    <div class="navfooter"><a href="indexes-multicolumn.html">Next</a></div></body></html>"""
+    doc = extract_html(html)
+    assert [b.text for b in doc.blocks if b.heading_level] == [
+        "11.2. Index Types",
+        "11.2.1. B-Tree",
+    ]
+    assert "Prev" not in doc.text and "Next" not in doc.text
+
+
+def test_markdown_and_plain_text() -> None:
+    md = extract(b"# Title\n\nPara one.\n\n## Sub\nline a\nline b\n", "text/markdown")
+    assert [(b.heading_level, b.text) for b in md.blocks] == [
+        (1, "Title"),
+        (0, "Para one."),
+        (2, "Sub"),
+        (0, "line a\nline b"),
+    ]
+    plain = extract(b"# not a heading\n\nsecond", "text/plain")
+    assert all(b.heading_level == 0 for b in plain.blocks)
+
+
+def _minimal_pdf(text: str) -> bytes:
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for i, obj in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + obj + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer << /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF".encode()
+    assert zlib  # (uncompressed stream: no filter needed)
+    return out
+
+
+def test_pdf_text_is_extracted() -> None:
+    doc = extract(_minimal_pdf("Hello from a PDF page"), "application/pdf")
+    assert "Hello from a PDF page" in doc.text
+
+
+def test_broken_pdf_is_an_extraction_error() -> None:
+    import pytest
+
+    from src.urls.extract import ExtractionError
+
+    with pytest.raises(ExtractionError) as exc:
+        extract(b"%PDF-1.4 garbage", "application/pdf")
+    assert exc.value.code == "unparsable"

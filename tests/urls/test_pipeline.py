@@ -1,0 +1,311 @@
+"""Ingestion end to end on committed data: the pipeline directly, then real workers."""
+
+import uuid
+
+import pytest
+from sqlalchemy import func, select, text
+
+from src.chunks.models import Chunk
+from src.database import transaction
+from src.urls import pipeline
+from src.urls.models import Crawl, Url
+from tests.conftest import wait_for
+from tests.pages import page, respond, sequence
+
+pytestmark = pytest.mark.slow
+
+
+async def url_row(url_id: uuid.UUID) -> Url:
+    async with transaction() as s:
+        return await s.get(Url, url_id)
+
+
+async def chunk_ids(url_id: uuid.UUID) -> list[uuid.UUID]:
+    async with transaction() as s:
+        return list(
+            (
+                await s.scalars(
+                    select(Chunk.id).where(Chunk.url_id == url_id).order_by(Chunk.ordinal)
+                )
+            ).all()
+        )
+
+
+SECTIONS = [
+    ("Alpha", "alpha text " * 40),
+    ("Beta", "beta text " * 40),
+    ("Gamma", "gamma text " * 40),
+]
+
+
+async def test_ingest_stores_snapshot_and_chunks_then_unchanged_refetch_is_free(
+    pages, committed
+) -> None:
+    pages.routes["/doc"] = respond(200, page("Doc", *SECTIONS), headers={"ETag": '"v1"'})
+    _, project = await committed.user_and_project(chunk_size=128, chunk_overlap=16)
+    (url_id,) = await committed.add_urls(project, [pages.url("/doc")])
+
+    assert await pipeline.ingest_url(url_id) == "chunked"
+    row = await url_row(url_id)
+    assert row.status == "chunked" and row.title == "Doc" and row.language == "en"
+    assert row.http_status == 200 and row.etag == '"v1"' and row.attempts == 1
+    assert row.snapshot_key.endswith(".raw") and row.fetched_at and row.ingested_at
+    from src.aws.service import get_store
+
+    assert b"<main>" in await get_store().get(row.snapshot_key)
+    assert "Alpha" in (await get_store().get(row.text_key)).decode()
+    first = await chunk_ids(url_id)
+    assert len(first) >= 3
+
+    # Unchanged (same bytes, server ignores If-None-Match): no re-chunking, same ids.
+    assert await pipeline.ingest_url(url_id) == "unchanged"
+    assert await chunk_ids(url_id) == first
+    # A 304 answer is unchanged too.
+    pages.routes["/doc"] = respond(304)
+    assert await pipeline.ingest_url(url_id) == "unchanged"
+    assert (await url_row(url_id)).status == "chunked"
+
+
+async def test_changed_page_keeps_ids_of_unchanged_chunks(pages, committed) -> None:
+    pages.routes["/doc"] = respond(200, page("Doc", *SECTIONS))
+    _, project = await committed.user_and_project(chunk_size=128, chunk_overlap=16)
+    (url_id,) = await committed.add_urls(project, [pages.url("/doc")])
+    await pipeline.ingest_url(url_id)
+    before = await chunk_ids(url_id)
+    async with transaction() as s:
+        texts = dict(
+            (await s.execute(select(Chunk.id, Chunk.text).where(Chunk.url_id == url_id))).all()
+        )
+    changed = [SECTIONS[0], ("Beta", "completely new beta words " * 10), SECTIONS[2]]
+    pages.routes["/doc"] = respond(200, page("Doc", *changed))
+    assert await pipeline.ingest_url(url_id) == "chunked"
+    after = await chunk_ids(url_id)
+    kept = set(before) & set(after)
+    assert kept and len(kept) < len(before)  # alpha and gamma chunks survived
+    async with transaction() as s:
+        new_texts = dict(
+            (await s.execute(select(Chunk.id, Chunk.text).where(Chunk.url_id == url_id))).all()
+        )
+    assert all(new_texts[i] == texts[i] for i in kept)
+    assert not any("beta text" in t for t in new_texts.values())
+
+
+async def test_permanent_failures_are_recorded(pages, committed) -> None:
+    pages.routes["/robots.txt"] = respond(200, "User-agent: *\nDisallow: /secret", "text/plain")
+    pages.routes["/secret"] = respond(200, "<p>x</p>")
+    pages.routes["/big"] = respond(200, b"x" * (11 * 1024 * 1024))
+    pages.routes["/img"] = respond(200, b"\x89PNG", "image/png")
+    _, project = await committed.user_and_project()
+    ids = await committed.add_urls(
+        project, [pages.url(p) for p in ("/secret", "/missing", "/big", "/img")]
+    )
+    for url_id, code in zip(
+        ids, ["robots_disallowed", "http_404", "too_large", "unsupported_type"], strict=True
+    ):
+        assert await pipeline.ingest_url(url_id, attempt=1, max_attempts=5) == "failed"
+        row = await url_row(url_id)
+        assert (row.status, row.error_code) == ("failed", code)
+        assert row.error_message and row.attempts == 1
+        assert await chunk_ids(url_id) == []
+
+
+async def test_transient_failure_asks_for_a_retry_then_fails_at_the_last_attempt(
+    pages, committed
+) -> None:
+    pages.routes["/down"] = respond(503, "busy")
+    _, project = await committed.user_and_project()
+    (url_id,) = await committed.add_urls(project, [pages.url("/down")])
+    with pytest.raises(pipeline.TransientIngestError):
+        await pipeline.ingest_url(url_id, attempt=1, max_attempts=3)
+    row = await url_row(url_id)
+    assert (row.status, row.error_code, row.http_status) == ("pending", "http_503", 503)
+    assert await pipeline.ingest_url(url_id, attempt=3, max_attempts=3) == "failed"
+    assert (await url_row(url_id)).status == "failed"
+
+
+async def test_deleted_project_stops_its_jobs(pages, committed) -> None:
+    pages.routes["/doc"] = respond(200, page("Doc", *SECTIONS))
+    _, project = await committed.user_and_project()
+    (url_id,) = await committed.add_urls(project, [pages.url("/doc")])
+    async with transaction() as s:
+        await s.execute(
+            text("UPDATE projects SET deleted_at = now() WHERE id = :id"), {"id": project.id}
+        )
+    assert await pipeline.ingest_url(url_id) == "gone"
+    assert pages.hits.get("/doc") is None
+
+
+async def test_purge_removes_old_deleted_projects_and_objects(
+    pages, committed, monkeypatch
+) -> None:
+    from src.aws.service import get_store
+    from src.projects.config import projects_settings
+
+    pages.routes["/doc"] = respond(200, page("Doc", *SECTIONS))
+    _, project = await committed.user_and_project()
+    (url_id,) = await committed.add_urls(project, [pages.url("/doc")])
+    await pipeline.ingest_url(url_id)
+    key = (await url_row(url_id)).snapshot_key
+    async with transaction() as s:
+        await s.execute(
+            text("UPDATE projects SET deleted_at = now() - interval '4 days' WHERE id = :id"),
+            {"id": project.id},
+        )
+    monkeypatch.setattr(projects_settings, "PROJECT_PURGE_AFTER_HOURS", 72)
+    assert await pipeline.purge_deleted_projects() >= 1
+    assert await url_row(url_id) is None
+    from src.aws.exceptions import ObjectNotFound
+
+    with pytest.raises(ObjectNotFound):
+        await get_store().get(key)
+
+
+# --- with real workers ----------------------------------------------------------------------
+
+
+async def wait_final(url_id: uuid.UUID, timeout: float = 30) -> Url:
+    async def done() -> Url | None:
+        row = await url_row(url_id)
+        return row if row and row.status in ("chunked", "ready", "failed") else None
+
+    return await wait_for(done, timeout)
+
+
+async def test_worker_retries_500_then_succeeds(pages, committed, running_worker) -> None:
+    pages.routes["/flaky"] = sequence(respond(500, "oops"), respond(200, page("Flaky", *SECTIONS)))
+    _, project = await committed.user_and_project()
+    (url_id,) = await committed.add_urls(project, [pages.url("/flaky")])
+    row = await wait_final(url_id)
+    assert row.status == "chunked" and row.attempts == 2 and row.error_code is None
+    assert pages.hits["/flaky"] == 2
+
+
+async def test_reconciler_requeues_a_lost_enqueue(pages, committed, running_worker) -> None:
+    pages.routes["/lost"] = respond(200, page("Lost", *SECTIONS))
+    _, project = await committed.user_and_project()
+    async with transaction() as s:  # a row whose enqueue never happened
+        url_id = await s.scalar(
+            text(
+                "INSERT INTO urls (id, project_id, url, status_changed_at) "
+                "VALUES (gen_random_uuid(), :p, :u, now() - interval '1 hour') RETURNING id"
+            ),
+            {"p": project.id, "u": pages.url("/lost")},
+        )
+    row = await wait_final(url_id)
+    assert row.status == "chunked"
+
+
+async def test_crawl_follows_links_within_limits(pages, committed, running_worker) -> None:
+    links = [
+        "/docs/a",
+        "/docs/b",
+        "/docs/c",
+        "/other/x",
+        "https://elsewhere.example/y",
+        "mailto:x@y.z",
+    ]
+    pages.routes["/docs/"] = respond(200, page("Home", ("Intro", "welcome"), links=links))
+    for name in ("a", "b", "c"):
+        pages.routes[f"/docs/{name}"] = respond(
+            200, page(name.upper(), ("S", "text"), links=["/docs/deeper"])
+        )
+    pages.routes["/docs/deeper"] = respond(200, page("Deep", ("S", "text")))
+    pages.routes["/other/x"] = respond(200, page("Other", ("S", "text")))
+    _user, project = await committed.user_and_project()
+    async with transaction() as s:
+        crawl = Crawl(
+            project_id=project.id,
+            start_url=pages.url("/docs/"),
+            status="queued",
+            params={
+                "max_depth": 1,
+                "max_pages": 3,
+                "same_site": True,
+                "include": ["/docs/*"],
+                "exclude": ["/docs/c"],
+            },
+        )
+        s.add(crawl)
+    assert await pipeline.run_crawl(crawl.id) == "seeded"
+
+    async def finished() -> list | None:
+        async with transaction() as s:
+            rows = (
+                await s.execute(
+                    select(Url.url, Url.status, Url.crawl_depth).where(Url.crawl_id == crawl.id)
+                )
+            ).all()
+        return (
+            rows
+            if rows and all(r.status in ("chunked", "failed") for r in rows) and len(rows) >= 3
+            else None
+        )
+
+    rows = await wait_for(finished, 30)
+    urls = sorted(r.url.removeprefix(pages.url("")) for r in rows)
+    assert urls == ["/docs/", "/docs/a", "/docs/b"]  # c excluded, /other not included, budget 3
+    assert "/docs/deeper" not in pages.hits  # depth 1 stops there
+    async with transaction() as s:
+        crawl_row = await s.get(Crawl, crawl.id)
+        assert crawl_row.urls_added == 3 and crawl_row.pages_seen >= 1
+
+
+async def test_sitemap_index_and_gzip(pages, committed, running_worker) -> None:
+    import gzip
+
+    base = pages.url("")
+    index = f"""<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+      <sitemap><loc>{base}/sm1.xml.gz</loc></sitemap></sitemapindex>"""
+    urlset = f"""<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+      <url><loc>{base}/p1</loc></url><url><loc>{base}/p2</loc></url><url><loc>{base}/p3</loc></url>
+      </urlset>"""
+    pages.routes["/sitemap.xml"] = respond(200, index, "application/xml")
+    pages.routes["/sm1.xml.gz"] = respond(200, gzip.compress(urlset.encode()), "application/gzip")
+    for p in ("/p1", "/p2", "/p3"):
+        pages.routes[p] = respond(200, page(p, ("S", "text")))
+    _, project = await committed.user_and_project()
+    async with transaction() as s:
+        crawl = Crawl(
+            project_id=project.id,
+            sitemap_url=pages.url("/sitemap.xml"),
+            status="queued",
+            params={
+                "max_depth": 2,
+                "max_pages": 2,
+                "same_site": True,
+                "include": [],
+                "exclude": [],
+            },
+        )
+        s.add(crawl)
+    assert await pipeline.run_crawl(crawl.id) == "seeded"
+    async with transaction() as s:
+        added = (await s.scalars(select(Url.url).where(Url.crawl_id == crawl.id))).all()
+    assert sorted(u.removeprefix(base) for u in added) == ["/p1", "/p2"]  # max_pages enforced
+
+
+async def test_broken_sitemap_fails_the_crawl(pages, committed) -> None:
+    pages.routes["/sitemap.xml"] = respond(404, "nope")
+    _, project = await committed.user_and_project()
+    async with transaction() as s:
+        crawl = Crawl(
+            project_id=project.id,
+            sitemap_url=pages.url("/sitemap.xml"),
+            status="queued",
+            params={
+                "max_depth": 2,
+                "max_pages": 10,
+                "same_site": True,
+                "include": [],
+                "exclude": [],
+            },
+        )
+        s.add(crawl)
+    assert await pipeline.run_crawl(crawl.id) == "failed"
+    async with transaction() as s:
+        row = await s.get(Crawl, crawl.id)
+        assert row.status == "failed" and "404" in row.error_message
+        assert (
+            await s.scalar(select(func.count()).select_from(Url).where(Url.crawl_id == crawl.id))
+            == 0
+        )
