@@ -101,10 +101,14 @@ def cmd_migrate(args: argparse.Namespace) -> None:
     print(f"{action} ({describe_database(settings)})", file=sys.stderr)
 
 
-def _configure_logging() -> None:
+def _configure_logging(level: str | None = None) -> None:
+    import logging
     import logging.config
 
     logging.config.fileConfig(LOGGING_INI, disable_existing_loggers=False)
+    if level:
+        logging.getLogger().setLevel(level)
+        logging.getLogger("src").setLevel(level)
 
 
 def cmd_create_admin(args: argparse.Namespace) -> None:
@@ -154,7 +158,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from src.database import dispose_engine, init_engine, resolve_database_url
 
     settings = load_settings()
-    _configure_logging()
+    _configure_logging(settings.LOG_LEVEL)
     concurrency = args.concurrency or worker.worker_settings.WORKER_CONCURRENCY
     print(
         f"Projex worker (concurrency {concurrency}) on {describe_database(settings)}",
@@ -163,8 +167,9 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     async def run() -> None:
         url = resolve_database_url(settings)
-        init_engine(url, settings)
+        init_engine(url, settings, durable_commits=False)
         await worker.open_queue(url)
+        print("Projex worker ready", file=sys.stderr, flush=True)
         try:
             await worker.run_worker(concurrency=args.concurrency)
         finally:

@@ -74,23 +74,32 @@ def resolve_database_url(settings: Settings) -> str:
     return start_embedded_postgres(settings.EMBEDDED_DATA_DIR)
 
 
-def make_engine(url: str, settings: Settings) -> AsyncEngine:
+def make_engine(url: str, settings: Settings, *, durable_commits: bool = True) -> AsyncEngine:
+    """`durable_commits=False` is for queue workers only: their writes are idempotent job
+    steps, so a commit need not wait for the WAL flush (`synchronous_commit = off`; a crash
+    may lose the last few hundred milliseconds of commits, never corrupt data, and the job
+    runs again)."""
+    server_settings = {"application_name": "projex" if durable_commits else "projex-worker"}
+    if not durable_commits:
+        server_settings["synchronous_commit"] = "off"
     return create_async_engine(
         url,
         pool_size=settings.DATABASE_POOL_SIZE,
         max_overflow=settings.DATABASE_MAX_OVERFLOW,
         pool_timeout=settings.DATABASE_POOL_TIMEOUT_SECONDS,
-        pool_pre_ping=True,
+        # The API pings before reuse (a restarted database costs no failed request); workers
+        # skip the extra round trip: a job that meets a dead connection is retried.
+        pool_pre_ping=durable_commits,
         connect_args={
             "timeout": settings.DATABASE_CONNECT_TIMEOUT_SECONDS,
-            "server_settings": {"application_name": "projex"},
+            "server_settings": server_settings,
         },
     )
 
 
-def init_engine(url: str, settings: Settings) -> AsyncEngine:
+def init_engine(url: str, settings: Settings, *, durable_commits: bool = True) -> AsyncEngine:
     global _engine, _sessionmaker
-    _engine = make_engine(url, settings)
+    _engine = make_engine(url, settings, durable_commits=durable_commits)
     _sessionmaker = async_sessionmaker(_engine, expire_on_commit=False)
     return _engine
 

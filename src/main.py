@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -111,6 +112,7 @@ def mount_docs(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, *, manage_database: bool = True) -> FastAPI:
     """Build the app. Tests pass `manage_database=False` and bind their own engine."""
     settings = settings or get_settings()
+    logging.getLogger("src").setLevel(settings.LOG_LEVEL)
     app = FastAPI(
         title=settings.APP_NAME,
         version=system_service.app_version(),

@@ -39,7 +39,7 @@ _open = False
 def register_tasks() -> None:
     from src.urls import tasks as urls_tasks
 
-    if "urls:ingest_url" not in queue_app.tasks:
+    if "urls:ingest_urls" not in queue_app.tasks:
         queue_app.add_tasks_from(urls_tasks.blueprint, namespace="urls")
 
 
@@ -81,24 +81,72 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
 
 
 def defer_after_commit(
-    session: AsyncSession, task_name: str, *, lock: str | None = None, **kwargs: Any
+    session: AsyncSession, task_name: str, *, queueing_lock: str | None = None, **kwargs: Any
 ) -> None:
     """Enqueue a job after commit: never a job for a row that was rolled back. If the enqueue
     itself fails, the reconciler re-queues the row later."""
 
     async def enqueue() -> None:
-        await defer(task_name, lock=lock, **kwargs)
+        await defer(task_name, queueing_lock=queueing_lock, **kwargs)
 
     after_commit(session, enqueue)
 
 
-async def defer(task_name: str, *, lock: str | None = None, **kwargs: Any) -> int | None:
+def defer_many_after_commit(
+    session: AsyncSession,
+    task_name: str,
+    jobs: list[tuple[str | None, dict[str, Any]]],
+    *,
+    delay_seconds: float | None = None,
+) -> None:
+    """Enqueue many jobs (each `(queueing_lock, kwargs)`) in one round trip after commit.
+
+    Only a queueing lock: at most one queued job per key. (procrastinate's execution `lock`
+    makes every fetch scan all queued jobs; the pipeline is idempotent and serialises its
+    writes on the row instead.)"""
+    if not jobs:
+        return
+
+    async def enqueue() -> None:
+        await defer_many(task_name, jobs, delay_seconds=delay_seconds)
+
+    after_commit(session, enqueue)
+
+
+async def defer_many(
+    task_name: str,
+    jobs: list[tuple[str | None, dict[str, Any]]],
+    *,
+    delay_seconds: float | None = None,
+) -> None:
+    if not _open:
+        log.debug("queue.not_open", task=task_name)
+        return
+    task = queue_app.tasks[task_name]
+    options: dict[str, Any] = {}
+    if delay_seconds:
+        options["schedule_in"] = {"seconds": int(delay_seconds + 0.999)}
+    built = [
+        task.configure(queueing_lock=lock, **options).job.evolve(task_kwargs=kwargs)
+        for lock, kwargs in jobs
+    ]
+    try:
+        await queue_app.job_manager.batch_defer_jobs_async(jobs=built)
+    except procrastinate.exceptions.AlreadyEnqueued:
+        for job in built:  # some are queued already: the rest one by one
+            with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
+                await queue_app.job_manager.defer_job_async(job=job)
+    except Exception as exc:  # the reconciler will re-queue; the request already succeeded
+        log.warning("queue.defer_failed", task=task_name, jobs=len(jobs), error=type(exc).__name__)
+
+
+async def defer(task_name: str, *, queueing_lock: str | None = None, **kwargs: Any) -> int | None:
     if not _open:
         log.debug("queue.not_open", task=task_name)
         return None
     task = queue_app.tasks[task_name]
     try:
-        return await task.configure(queueing_lock=lock, lock=lock).defer_async(**kwargs)
+        return await task.configure(queueing_lock=queueing_lock).defer_async(**kwargs)
     except procrastinate.exceptions.AlreadyEnqueued:
         return None
     except Exception as exc:  # the reconciler will re-queue; the request already succeeded

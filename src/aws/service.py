@@ -5,6 +5,7 @@ Keys are relative (`projects/<id>/urls/<id>/<hash>.raw`); the store adds its pre
 """
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator
 from functools import lru_cache
@@ -21,6 +22,7 @@ class ObjectStore(Protocol):
     kind: str
 
     async def put(self, key: str, data: bytes, content_type: str) -> None: ...
+    async def put_many(self, items: list[tuple[str, bytes, str]]) -> None: ...
     async def get(self, key: str) -> bytes: ...
     async def stream(self, key: str) -> AsyncIterator[bytes]: ...
     async def presigned_url(self, key: str, *, filename: str, content_type: str) -> str | None: ...
@@ -33,32 +35,44 @@ class FileObjectStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser().resolve()
+        self._root_str = str(self.root) + os.sep
+        self._made: set[str] = set()
 
-    def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root):
+    def _path(self, key: str) -> str:
+        path = os.path.normpath(os.path.join(self._root_str, key))
+        if not path.startswith(self._root_str):
             raise ValueError("object key escapes the store root")
         return path
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
+    def _write(self, key: str, data: bytes) -> None:
+        # Keys are content-addressed and only published (in the database) after the write,
+        # so no reader can see a half-written object: no temp file + rename needed.
         path = self._path(key)
+        parent = os.path.dirname(path)
+        if parent not in self._made:
+            os.makedirs(parent, exist_ok=True)
+            self._made.add(parent)
+        with open(path, "wb") as handle:
+            handle.write(data)
 
-        def write() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)  # atomic: readers never see half a file
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        await asyncio.to_thread(self._write, key, data)
 
-        await asyncio.to_thread(write)
+    async def put_many(self, items: list[tuple[str, bytes, str]]) -> None:
+        def write_all() -> None:
+            for key, data, _ in items:
+                self._write(key, data)
+
+        await asyncio.to_thread(write_all)
 
     async def get(self, key: str) -> bytes:
         try:
-            return await asyncio.to_thread(self._path(key).read_bytes)
+            return await asyncio.to_thread(Path(self._path(key)).read_bytes)
         except FileNotFoundError as exc:
             raise ObjectNotFound() from exc
 
     async def stream(self, key: str) -> AsyncIterator[bytes]:
-        path = self._path(key)
+        path = Path(self._path(key))
         try:
             handle = await asyncio.to_thread(path.open, "rb")
         except FileNotFoundError as exc:
@@ -73,7 +87,8 @@ class FileObjectStore:
         return None  # streamed by the API instead
 
     async def delete_prefix(self, prefix: str) -> int:
-        path = self._path(prefix)
+        path = Path(self._path(prefix))
+        self._made.clear()
 
         def remove() -> int:
             if not path.exists():
@@ -133,6 +148,9 @@ class S3ObjectStore:
             Body=data,
             ContentType=content_type,
         )
+
+    async def put_many(self, items: list[tuple[str, bytes, str]]) -> None:
+        await asyncio.gather(*(self.put(key, data, ctype) for key, data, ctype in items))
 
     async def get(self, key: str) -> bytes:
         from botocore.exceptions import ClientError

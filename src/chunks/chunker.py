@@ -14,17 +14,26 @@ from dataclasses import dataclass
 
 from src.urls.extract import Extracted
 
-TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 SENTENCE = re.compile(r"(?<=[.!?;:])\s+(?=\S)")
 CONTEXT_SEPARATOR = " › "
 
 
+WORD = re.compile(r"\w+", re.UNICODE)
+LONG_WORD = re.compile(r"\w{7,}", re.UNICODE)
+PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
+
+
 def count_tokens(text: str) -> int:
-    total = 0
-    for match in TOKEN.finditer(text):
-        token = match.group()
-        total += 1 + (len(token) - 1) // 6 if token[0].isalnum() or token[0] == "_" else 1
-    return total
+    words = len(WORD.findall(text))
+    extra = sum((len(w) - 1) // 6 for w in LONG_WORD.findall(text))
+    return words + extra + len(PUNCT.findall(text))
+
+
+def _word_cost(word: str) -> int:
+    """count_tokens for one whitespace-free word, with a fast path for plain words."""
+    if word.isalnum():
+        return 1 + (len(word) - 1) // 6
+    return count_tokens(word)
 
 
 @dataclass
@@ -64,7 +73,7 @@ def _split_long(text: str, start: int, budget: int) -> list[_Unit]:
         window: list[re.Match] = []
         window_tokens = 0
         for word in words:
-            wt = count_tokens(word.group())
+            wt = _word_cost(word.group())
             if window and window_tokens + wt > budget:
                 units.append(_window_unit(window, sentence, start + offset, window_tokens, joiner))
                 joiner, window, window_tokens = " ", [], 0
@@ -144,7 +153,7 @@ def _tail(unit: _Unit, overlap: int) -> _Unit | None:
     words = list(re.finditer(r"\S+", unit.text))
     taken, tokens = 0, 0
     for word in reversed(words):
-        cost = count_tokens(word.group())
+        cost = _word_cost(word.group())
         if tokens + cost > overlap:
             break
         taken, tokens = taken + 1, tokens + cost

@@ -4,7 +4,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.chunks.chunker import ChunkDraft
@@ -25,43 +25,66 @@ class ChunkDiff:
 async def replace_chunks(
     *, session: AsyncSession, project_id: uuid.UUID, url_id: uuid.UUID, drafts: list[ChunkDraft]
 ) -> ChunkDiff:
-    """Make the URL's chunks equal `drafts`: same-hash chunks are kept (ordinal and offsets
-    updated), new ones inserted, the rest deleted."""
+    return await replace_chunks_many(session=session, items=[(project_id, url_id, drafts)])
+
+
+async def replace_chunks_many(
+    *, session: AsyncSession, items: list[tuple[uuid.UUID, uuid.UUID, list[ChunkDraft]]]
+) -> ChunkDiff:
+    """Make each URL's chunks equal its drafts: same-hash chunks are kept (ordinal and
+    offsets updated), new ones inserted, the rest deleted. Four statements for any batch."""
+    if not items:
+        return ChunkDiff(kept=0, inserted=[], deleted=0)
     existing = await session.execute(
-        select(Chunk.id, Chunk.content_hash).where(Chunk.url_id == url_id).order_by(Chunk.ordinal)
+        select(Chunk.url_id, Chunk.id, Chunk.content_hash)
+        .where(Chunk.url_id.in_([url_id for _, url_id, _ in items]))
+        .order_by(Chunk.url_id, Chunk.ordinal)
     )
-    by_hash: dict[str, list[uuid.UUID]] = defaultdict(list)
+    by_url: dict[uuid.UUID, dict[str, list[uuid.UUID]]] = defaultdict(lambda: defaultdict(list))
     for row in existing:
-        by_hash[row.content_hash].append(row.id)
+        by_url[row.url_id][row.content_hash].append(row.id)
     updates, inserts = [], []
-    for draft in drafts:
-        fields = {
-            "ordinal": draft.ordinal,
-            "headings": draft.headings,
-            "char_start": draft.char_start,
-            "char_end": draft.char_end,
-        }
-        if by_hash.get(draft.content_hash):
-            updates.append({"id": by_hash[draft.content_hash].pop(0), **fields})
-        else:
-            inserts.append(
-                {
-                    "id": uuid.uuid4(),
-                    "project_id": project_id,
-                    "url_id": url_id,
-                    "text": draft.text,
-                    "token_count": draft.token_count,
-                    "content_hash": draft.content_hash,
-                    **fields,
-                }
-            )
-    stale = [chunk_id for ids in by_hash.values() for chunk_id in ids]
+    for project_id, url_id, drafts in items:
+        by_hash = by_url[url_id]
+        for draft in drafts:
+            fields = {
+                "ordinal": draft.ordinal,
+                "headings": draft.headings,
+                "char_start": draft.char_start,
+                "char_end": draft.char_end,
+            }
+            if by_hash.get(draft.content_hash):
+                updates.append({"chunk_id": by_hash[draft.content_hash].pop(0), **fields})
+            else:
+                inserts.append(
+                    {
+                        "id": uuid.uuid4(),
+                        "project_id": project_id,
+                        "url_id": url_id,
+                        "text": draft.text,
+                        "token_count": draft.token_count,
+                        "content_hash": draft.content_hash,
+                        **fields,
+                    }
+                )
+    stale = [i for hashes in by_url.values() for ids in hashes.values() for i in ids]
+    table = Chunk.__table__
     if stale:
-        await session.execute(delete(Chunk).where(Chunk.id.in_(stale)))
-    if updates:
-        await session.execute(update(Chunk), updates)
+        await session.execute(delete(table).where(table.c.id.in_(stale)))
+    if updates:  # Core executemany: no ORM unit-of-work overhead on the hot path
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("chunk_id"))
+            .values(
+                ordinal=bindparam("ordinal"),
+                headings=bindparam("headings"),
+                char_start=bindparam("char_start"),
+                char_end=bindparam("char_end"),
+            ),
+            updates,
+        )
     if inserts:
-        await session.execute(insert(Chunk), inserts)
+        await session.execute(insert(table), inserts)
     return ChunkDiff(kept=len(updates), inserted=[i["id"] for i in inserts], deleted=len(stale))
 
 

@@ -19,6 +19,8 @@ class FetchSettings(ProjexSettings):
     ROBOTS_CACHE_SECONDS: int = Field(default=3600, ge=0)
     INGEST_MAX_ATTEMPTS: int = Field(default=5, ge=1, le=20)
     INGEST_RETRY_BASE_SECONDS: int = Field(default=2, ge=1, le=600)
+    INGEST_BATCH_SIZE: int = Field(default=16, ge=1, le=200)
+    INGEST_LEASE_SECONDS: int = Field(default=900, ge=30, le=24 * 3600)
     RECONCILE_STUCK_AFTER_SECONDS: int = Field(default=120, ge=1)
 
     _split = field_validator("FETCH_ALLOWED_NETWORKS", "FETCH_ALLOWED_PORTS", mode="before")(

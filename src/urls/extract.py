@@ -141,18 +141,16 @@ def _is_boilerplate(el: etree._Element) -> bool:
     return bool(marker.strip()) and bool(BOILERPLATE.search(marker))
 
 
+MAIN_XPATH = ("//main | //article | //*[@role='main'] | //*[@id='content'] | //*[@id='main']"
+              " | //*[@id='docContent']")
+
+
 def _main_root(doc: etree._Element) -> etree._Element:
-    for xpath in (
-        "//main",
-        "//article",
-        "//*[@role='main']",
-        "//*[@id='content']",
-        "//*[@id='main']",
-        "//*[@id='docContent']",
-    ):
-        found = doc.xpath(xpath)
-        if found:
-            return found[0]
+    """The main content element (one document pass), else <body>."""
+    found = doc.xpath(MAIN_XPATH)
+    if found:
+        rank = {"main": 0, "article": 1}
+        return min(found, key=lambda el: rank.get(el.tag, 2))
     body = doc.find(".//body")
     return body if body is not None else doc
 

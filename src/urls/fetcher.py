@@ -107,7 +107,7 @@ class SafeFetcher:
             follow_redirects=False,
             trust_env=False,  # never route through proxies from the environment
             timeout=httpx.Timeout(settings.FETCH_TIMEOUT_SECONDS, connect=10.0),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=8),
             headers={"User-Agent": settings.FETCH_USER_AGENT, "Accept-Encoding": "gzip, deflate"},
         )
         self._host_limits: dict[str, asyncio.Semaphore] = {}

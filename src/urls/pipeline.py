@@ -15,7 +15,9 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
-from sqlalchemy import select, text, update
+from sqlalchemy import bindparam, case, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.aws import service as storage
@@ -47,21 +49,13 @@ def get_fetcher() -> SafeFetcher:
     return _fetcher
 
 
-class TransientIngestError(Exception):
-    """Raised to make the queue retry the job later (with backoff)."""
-
-    def __init__(self, error: FetchError) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.retry_after = error.retry_after
-
-
 @dataclass
 class Claim:
     id: uuid.UUID
     project_id: uuid.UUID
     url: str
     status: str
+    attempts: int
     etag: str | None
     last_modified: str | None
     content_hash: str | None
@@ -76,154 +70,287 @@ class Claim:
         return self.status in (UrlStatus.CHUNKED, UrlStatus.READY) and self.content_hash is not None
 
 
+# A row is free when nobody holds it, its lease ran out, or its holder is no longer running
+# (a stalled job retried by the reconciler keeps its id and takes its rows back).
 _CLAIM = text(
     """
     UPDATE urls u SET
       status = CASE WHEN u.status IN ('chunked', 'ready') THEN u.status ELSE 'fetching' END,
       status_changed_at = CASE WHEN u.status IN ('chunked', 'ready') THEN u.status_changed_at
                                ELSE now() END,
-      attempts = :attempt
+      attempts = CASE WHEN u.error_code IS NULL THEN 1 ELSE u.attempts + 1 END,
+      claim_job_id = :job_id,
+      lease_expires_at = now() + make_interval(secs => :lease)
     FROM projects p
-    WHERE u.id = :id AND p.id = u.project_id AND p.deleted_at IS NULL
-    RETURNING u.id, u.project_id, u.url, u.status, u.etag, u.last_modified, u.content_hash,
-              u.snapshot_key, u.text_key, u.crawl_id, u.crawl_depth, p.settings
+    WHERE u.id = ANY(:ids) AND p.id = u.project_id AND p.deleted_at IS NULL
+      AND (u.claim_job_id IS NULL OR u.claim_job_id = :job_id OR u.lease_expires_at < now()
+           OR NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
+                          WHERE j.id = u.claim_job_id AND j.status = 'doing'))
+    RETURNING u.id, u.project_id, u.url, u.status, u.attempts, u.etag, u.last_modified,
+              u.content_hash, u.snapshot_key, u.text_key, u.crawl_id, u.crawl_depth, p.settings
     """
-)
+).bindparams(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))))
 
 
-async def _claim(url_id: uuid.UUID, attempt: int) -> Claim | None:
+async def _claim(url_ids: list[uuid.UUID], job_id: int | None) -> list[Claim]:
     async with transaction() as session:
-        row = (await session.execute(_CLAIM, {"id": url_id, "attempt": attempt})).one_or_none()
-    return Claim(**row._mapping) if row is not None else None
+        rows = await session.execute(
+            _CLAIM, {"ids": url_ids, "job_id": job_id, "lease": fetch_settings.INGEST_LEASE_SECONDS}
+        )
+        return [Claim(**row._mapping) for row in rows]
 
 
-async def _set(url_id: uuid.UUID, **values: Any) -> None:
-    async with transaction() as session:
-        await session.execute(update(Url).where(Url.id == url_id).values(**values))
+@dataclass
+class Prepared:
+    """A fetched page, extracted and chunked, ready to store."""
+
+    claim: Claim
+    result: FetchResult
+    body_hash: str
+    extracted: Extracted
+    drafts: list
 
 
-def _error_values(claim: Claim, error: FetchError | ExtractionError, *, final: bool) -> dict:
-    keep = claim.has_content
-    status = claim.status if keep else (UrlStatus.FAILED if final else UrlStatus.PENDING)
-    values: dict[str, Any] = {
+def _prepare(
+    items: list[tuple[Claim, FetchResult, str]],
+) -> list[Prepared | tuple[Claim, ExtractionError]]:
+    """CPU work for a whole batch in one worker thread: extract and chunk."""
+    out: list[Prepared | tuple[Claim, ExtractionError]] = []
+    for claim, result, body_hash in items:
+        try:
+            extracted = extract(result.body, result.content_type, result.charset)
+        except ExtractionError as exc:
+            out.append((claim, exc))
+            continue
+        settings = ProjectSettings.model_validate(claim.settings)
+        drafts = chunk_document(
+            extracted, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
+        )
+        out.append(Prepared(claim, result, body_hash, extracted, drafts))
+    return out
+
+
+def _retry_delay(attempts: int, retry_after: float | None) -> float:
+    wait = fetch_settings.INGEST_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1)
+    if retry_after:
+        wait = max(wait, min(retry_after, 3600))
+    return wait
+
+
+def _error_row(claim: Claim, error: FetchError | ExtractionError, *, final: bool) -> dict:
+    status = (
+        claim.status if claim.has_content else (UrlStatus.FAILED if final else UrlStatus.PENDING)
+    )
+    http_status = error.http_status if isinstance(error, FetchError) else None
+    return {
+        "b_id": claim.id,
         "status": status,
         "error_code": error.code,
         "error_message": error.message[:1000],
-        "fetched_at": text("now()"),
+        "http_status": http_status,
     }
-    if status != claim.status:
-        values["status_changed_at"] = text("now()")
-    if isinstance(error, FetchError) and error.http_status is not None:
-        values["http_status"] = error.http_status
-    return values
 
 
-async def ingest_url(url_id: uuid.UUID, *, attempt: int = 1, max_attempts: int = 1) -> str:
-    """Run one ingestion of a URL; returns the outcome (for logs and tests)."""
-    claim = await _claim(url_id, attempt)
-    if claim is None:
-        return "gone"  # deleted URL or deleted project: the job stops here
+_URLS = Url.__table__
+_ERROR_UPDATE = (
+    update(_URLS)
+    .where(_URLS.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("status"),
+        error_code=bindparam("error_code"),
+        error_message=bindparam("error_message"),
+        http_status=func.coalesce(bindparam("http_status"), _URLS.c.http_status),
+        fetched_at=func.now(),
+        claim_job_id=None,
+        lease_expires_at=None,
+        status_changed_at=case(
+            (_URLS.c.status != bindparam("status"), func.now()), else_=_URLS.c.status_changed_at
+        ),
+    )
+)
+_UNCHANGED_UPDATE = (
+    update(_URLS)
+    .where(_URLS.c.id == bindparam("b_id"))
+    .values(
+        fetched_at=func.now(),
+        http_status=bindparam("http_status"),
+        error_code=None,
+        error_message=None,
+        etag=bindparam("etag"),
+        last_modified=bindparam("last_modified"),
+        claim_job_id=None,
+        lease_expires_at=None,
+    )
+)
+_CHUNKED_UPDATE = (
+    update(_URLS)
+    .where(_URLS.c.id == bindparam("b_id"))
+    .values(
+        status=UrlStatus.CHUNKED.value,
+        status_changed_at=func.now(),
+        title=bindparam("title"),
+        language=bindparam("language"),
+        content_type=bindparam("content_type"),
+        content_hash=bindparam("content_hash"),
+        etag=bindparam("etag"),
+        last_modified=bindparam("last_modified"),
+        http_status=bindparam("http_status"),
+        fetched_at=func.now(),
+        ingested_at=func.now(),
+        snapshot_key=bindparam("snapshot_key"),
+        text_key=bindparam("text_key"),
+        error_code=None,
+        error_message=None,
+        claim_job_id=None,
+        lease_expires_at=None,
+    )
+)
+
+
+async def ingest_batch(
+    url_ids: list[uuid.UUID], *, job_id: int | None = None
+) -> dict[uuid.UUID, str]:
+    """Ingest a batch of URLs: fetch concurrently, extract and chunk in one thread, store in
+    one transaction. Returns each URL's outcome: chunked, unchanged, failed, retry, or skipped
+    (deleted, deleted project, or being processed by another live job)."""
+    outcomes: dict[uuid.UUID, str] = dict.fromkeys(url_ids, "skipped")
+    claims = await _claim(url_ids, job_id)
+    if not claims:
+        return outcomes
     fetcher = get_fetcher()
-    try:
-        result = await fetcher.fetch(
-            claim.url,
-            etag=claim.etag if claim.has_content else None,
-            last_modified=claim.last_modified if claim.has_content else None,
-        )
-    except FetchError as exc:
-        final = not exc.transient or attempt >= max_attempts
-        await _set(url_id, **_error_values(claim, exc, final=final))
-        log.info("url.fetch_failed", url_id=url_id, code=exc.code, attempt=attempt, final=final)
-        if not final:
-            raise TransientIngestError(exc) from exc
-        return "failed"
-
-    body_hash = hashlib.sha256(result.body).hexdigest() if not result.not_modified else None
-    if result.not_modified or (claim.has_content and body_hash == claim.content_hash):
-        await _set(
-            url_id,
-            fetched_at=text("now()"),
-            http_status=result.status,
-            error_code=None,
-            error_message=None,
-            etag=result.etag or claim.etag,
-            last_modified=result.last_modified or claim.last_modified,
-        )
-        log.info("url.unchanged", url_id=url_id, status=result.status)
-        return "unchanged"
-
-    try:
-        extracted = await asyncio.to_thread(
-            extract, result.body, result.content_type, result.charset
-        )
-    except ExtractionError as exc:
-        await _set(url_id, **_error_values(claim, exc, final=True))
-        return "failed"
-    settings = ProjectSettings.model_validate(claim.settings)
-    drafts = await asyncio.to_thread(
-        chunk_document,
-        extracted,
-        chunk_size=settings.chunk_size,
-        chunk_overlap=settings.chunk_overlap,
+    fetched = await asyncio.gather(
+        *(
+            fetcher.fetch(
+                c.url,
+                etag=c.etag if c.has_content else None,
+                last_modified=c.last_modified if c.has_content else None,
+            )
+            for c in claims
+        ),
+        return_exceptions=True,
     )
+    errors: list[dict] = []
+    unchanged: list[dict] = []
+    retries: list[tuple[uuid.UUID, float]] = []
+    to_prepare: list[tuple[Claim, FetchResult, str]] = []
+    for claim, result in zip(claims, fetched, strict=True):
+        if isinstance(result, FetchError):
+            final = not result.transient or claim.attempts >= fetch_settings.INGEST_MAX_ATTEMPTS
+            errors.append(_error_row(claim, result, final=final))
+            outcomes[claim.id] = "failed" if final else "retry"
+            if not final:
+                retries.append((claim.id, _retry_delay(claim.attempts, result.retry_after)))
+            log.info(
+                "url.fetch_failed",
+                url_id=claim.id,
+                code=result.code,
+                attempt=claim.attempts,
+                final=final,
+            )
+        elif isinstance(result, BaseException):
+            raise result
+        elif result.not_modified or (
+            claim.has_content and hashlib.sha256(result.body).hexdigest() == claim.content_hash
+        ):
+            unchanged.append(
+                {
+                    "b_id": claim.id,
+                    "http_status": result.status,
+                    "etag": result.etag or claim.etag,
+                    "last_modified": result.last_modified or claim.last_modified,
+                }
+            )
+            outcomes[claim.id] = "unchanged"
+        else:
+            to_prepare.append((claim, result, hashlib.sha256(result.body).hexdigest()))
 
-    prefix = urls_service.snapshot_prefix(claim.project_id, claim.id)
-    snapshot_key, text_key = f"{prefix}{body_hash}.raw", f"{prefix}{body_hash}.txt"
+    prepared: list[Prepared] = []
+    for item in await asyncio.to_thread(_prepare, to_prepare) if to_prepare else []:
+        if isinstance(item, Prepared):
+            prepared.append(item)
+        else:
+            claim, exc = item
+            errors.append(_error_row(claim, exc, final=True))
+            outcomes[claim.id] = "failed"
+
     store = storage.get_store()
-    await asyncio.gather(
-        store.put(snapshot_key, result.body, result.content_type),
-        store.put(text_key, extracted.text.encode(), "text/plain; charset=utf-8"),
-    )
+    keys: dict[uuid.UUID, tuple[str, str]] = {}
+    puts = []
+    for p in prepared:
+        prefix = urls_service.snapshot_prefix(p.claim.project_id, p.claim.id)
+        keys[p.claim.id] = (f"{prefix}{p.body_hash}.raw", f"{prefix}{p.body_hash}.txt")
+        puts.append(store.put(keys[p.claim.id][0], p.result.body, p.result.content_type))
+        puts.append(
+            store.put(keys[p.claim.id][1], p.extracted.text.encode(), "text/plain; charset=utf-8")
+        )
+    await asyncio.gather(*puts)
 
     async with transaction() as session:
-        live = await session.scalar(
-            select(Url.id)
-            .join(Project, Project.id == Url.project_id)
-            .where(Url.id == url_id, Project.deleted_at.is_(None))
-            .with_for_update(of=Url)
+        live = set(
+            (
+                await session.scalars(
+                    select(Url.id)
+                    .join(Project, Project.id == Url.project_id)
+                    .where(Url.id.in_([c.id for c in claims]), Project.deleted_at.is_(None))
+                    .with_for_update(of=Url)
+                )
+            ).all()
         )
-        if live is None:
-            after_commit(session, lambda: store.delete_prefix(prefix))
-            return "gone"
-        diff = await chunks_service.replace_chunks(
-            session=session, project_id=claim.project_id, url_id=url_id, drafts=drafts
-        )
-        await session.execute(
-            update(Url)
-            .where(Url.id == url_id)
-            .values(
-                status=UrlStatus.CHUNKED,
-                status_changed_at=text("now()"),
-                title=extracted.title,
-                language=extracted.language,
-                content_type=result.content_type,
-                content_hash=body_hash,
-                etag=result.etag,
-                last_modified=result.last_modified,
-                http_status=result.status,
-                fetched_at=text("now()"),
-                ingested_at=text("now()"),
-                snapshot_key=snapshot_key,
-                text_key=text_key,
-                error_code=None,
-                error_message=None,
+        for p in [p for p in prepared if p.claim.id not in live]:
+            after_commit(
+                session,
+                _deleter(store, urls_service.snapshot_prefix(p.claim.project_id, p.claim.id)),
             )
+            outcomes[p.claim.id] = "skipped"
+        prepared = [p for p in prepared if p.claim.id in live]
+        await chunks_service.replace_chunks_many(
+            session=session, items=[(p.claim.project_id, p.claim.id, p.drafts) for p in prepared]
         )
-        if claim.crawl_id is not None:
-            await _discover(session, claim, result, extracted)
-        for old in {claim.snapshot_key, claim.text_key} - {snapshot_key, text_key, None}:
-            after_commit(session, _deleter(store, old))
+        rows = [
+            {
+                "b_id": p.claim.id,
+                "title": p.extracted.title,
+                "language": p.extracted.language,
+                "content_type": p.result.content_type,
+                "content_hash": p.body_hash,
+                "etag": p.result.etag,
+                "last_modified": p.result.last_modified,
+                "http_status": p.result.status,
+                "snapshot_key": keys[p.claim.id][0],
+                "text_key": keys[p.claim.id][1],
+            }
+            for p in prepared
+        ]
+        for statement, params in (
+            (_CHUNKED_UPDATE, rows),
+            (_UNCHANGED_UPDATE, unchanged),
+            (_ERROR_UPDATE, [e for e in errors if e["b_id"] in live]),
+        ):
+            if params:
+                await session.execute(statement, params)
+        for p in prepared:
+            outcomes[p.claim.id] = "chunked"
+            if p.claim.crawl_id is not None:
+                await _discover(session, p.claim, p.result, p.extracted)
+            for old in {p.claim.snapshot_key, p.claim.text_key} - {*keys[p.claim.id], None}:
+                after_commit(session, _deleter(store, old))
+        for url_id, delay in retries:
+            if url_id in live:
+                urls_service.enqueue_ingest(session, [url_id], delay_seconds=delay)
         # Hand-off point: embeddings are computed by the vectorization domain from here.
-    log.info(
-        "url.chunked",
-        url_id=url_id,
-        chunks=len(drafts),
-        kept=diff.kept,
-        inserted=len(diff.inserted),
-        deleted=diff.deleted,
-        bytes=len(result.body),
-    )
-    return "chunked"
+    if prepared:
+        log.info(
+            "urls.chunked",
+            urls=len(prepared),
+            chunks=sum(len(p.drafts) for p in prepared),
+            job_id=job_id,
+        )
+    return outcomes
+
+
+async def ingest_url(url_id: uuid.UUID, *, job_id: int | None = None) -> str:
+    """One URL (refetches, tests): the same path as a batch of one."""
+    return (await ingest_batch([url_id], job_id=job_id))[url_id]
 
 
 def _deleter(store: storage.ObjectStore, key: str):
@@ -424,9 +551,13 @@ _STUCK = text(
     WHERE p.id = u.project_id AND p.deleted_at IS NULL
       AND u.status IN ('pending', 'fetching')
       AND u.status_changed_at < now() - make_interval(secs => :stuck)
+      AND (u.lease_expires_at IS NULL OR u.lease_expires_at < now()
+           OR NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
+                          WHERE j.id = u.claim_job_id AND j.status = 'doing'))
       AND NOT EXISTS (
         SELECT 1 FROM procrastinate_jobs j
-        WHERE j.lock = 'url:' || u.id::text AND j.status IN ('todo', 'doing'))
+        WHERE j.task_name = 'urls:ingest_urls' AND j.status IN ('todo', 'doing')
+          AND j.args -> 'url_ids' ? u.id::text)
       AND u.id IN (SELECT id FROM urls WHERE status IN ('pending', 'fetching')
                    ORDER BY status_changed_at LIMIT :batch)
     RETURNING u.id
@@ -458,9 +589,7 @@ _DUE = text(
       AND u.status IN ('chunked', 'ready', 'failed')
       AND u.fetched_at
           < now() - make_interval(hours => (p.settings ->> 'recrawl_interval_hours')::int)
-      AND NOT EXISTS (
-        SELECT 1 FROM procrastinate_jobs j
-        WHERE j.lock = 'url:' || u.id::text AND j.status IN ('todo', 'doing'))
+      AND u.claim_job_id IS NULL
     ORDER BY u.fetched_at LIMIT :batch
     """
 )

@@ -26,9 +26,9 @@ from src.urls.schemas import (
     UrlRead,
 )
 from src.urls.utils import UrlRejected, check_intake
-from src.worker import after_commit, defer_after_commit
+from src.worker import after_commit, defer_after_commit, defer_many_after_commit
 
-INGEST_TASK = "urls:ingest_url"
+INGEST_TASK = "urls:ingest_urls"
 CRAWL_TASK = "urls:run_crawl"
 
 
@@ -40,9 +40,19 @@ def snapshot_prefix(project_id: uuid.UUID, url_id: uuid.UUID) -> str:
     return f"projects/{project_id}/urls/{url_id}/"
 
 
-def enqueue_ingest(session: AsyncSession, url_ids: list[uuid.UUID]) -> None:
-    for url_id in url_ids:
-        defer_after_commit(session, INGEST_TASK, lock=url_lock(url_id), url_id=str(url_id))
+def enqueue_ingest(
+    session: AsyncSession, url_ids: list[uuid.UUID], *, delay_seconds: float | None = None
+) -> None:
+    """Queue ingestion after commit, in batches of INGEST_BATCH_SIZE URLs per job (a batch
+    shares its round trips to the database). A single URL's job carries a queueing lock, so
+    repeated refetch clicks queue it once; the row lease makes one active ingestion per URL."""
+    size = fetch_settings.INGEST_BATCH_SIZE
+    jobs = []
+    for i in range(0, len(url_ids), size):
+        batch = url_ids[i : i + size]
+        lock = url_lock(batch[0]) if len(batch) == 1 else None
+        jobs.append((lock, {"url_ids": [str(u) for u in batch]}))
+    defer_many_after_commit(session, INGEST_TASK, jobs, delay_seconds=delay_seconds)
 
 
 async def intake(
@@ -249,7 +259,9 @@ async def create_crawl(
     )
     session.add(crawl)
     await session.flush()
-    defer_after_commit(session, CRAWL_TASK, lock=f"crawl:{crawl.id}", crawl_id=str(crawl.id))
+    defer_after_commit(
+        session, CRAWL_TASK, queueing_lock=f"crawl:{crawl.id}", crawl_id=str(crawl.id)
+    )
     return await get_crawl(session=session, access=access, crawl_id=crawl.id)
 
 

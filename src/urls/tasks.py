@@ -3,38 +3,23 @@
 import uuid
 
 import procrastinate
-from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
 from src.urls import pipeline
-from src.urls.config import fetch_settings
 
 blueprint = procrastinate.Blueprint()
 
 
-class IngestRetry(BaseRetryStrategy):
-    """Exponential backoff for transient fetch failures, honouring Retry-After."""
-
-    def get_retry_decision(self, *, exception: BaseException, job) -> RetryDecision | None:
-        if not isinstance(exception, pipeline.TransientIngestError):
-            return None
-        if job.attempts + 1 >= fetch_settings.INGEST_MAX_ATTEMPTS:
-            return None
-        wait = fetch_settings.INGEST_RETRY_BASE_SECONDS * 2**job.attempts
-        if exception.retry_after:
-            wait = max(wait, min(exception.retry_after, 3600))
-        return RetryDecision(retry_in={"seconds": wait})
+# Fetch failures are retried per URL by the pipeline (rescheduled with backoff); a job
+# retries as a whole only when something unexpected fails (database down, a bug).
+JOB_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)
 
 
-@blueprint.task(name="ingest_url", pass_context=True, retry=IngestRetry())
-async def ingest_url(context: procrastinate.JobContext, url_id: str) -> None:
-    await pipeline.ingest_url(
-        uuid.UUID(url_id),
-        attempt=context.job.attempts + 1,
-        max_attempts=fetch_settings.INGEST_MAX_ATTEMPTS,
-    )
+@blueprint.task(name="ingest_urls", pass_context=True, retry=JOB_RETRY)
+async def ingest_urls(context: procrastinate.JobContext, url_ids: list[str]) -> None:
+    await pipeline.ingest_batch([uuid.UUID(u) for u in url_ids], job_id=context.job.id)
 
 
-@blueprint.task(name="run_crawl", retry=3)
+@blueprint.task(name="run_crawl", retry=JOB_RETRY)
 async def run_crawl(crawl_id: str) -> None:
     await pipeline.run_crawl(uuid.UUID(crawl_id))
 

@@ -102,25 +102,47 @@ async def test_permanent_failures_are_recorded(pages, committed) -> None:
     for url_id, code in zip(
         ids, ["robots_disallowed", "http_404", "too_large", "unsupported_type"], strict=True
     ):
-        assert await pipeline.ingest_url(url_id, attempt=1, max_attempts=5) == "failed"
+        assert await pipeline.ingest_url(url_id) == "failed"
         row = await url_row(url_id)
         assert (row.status, row.error_code) == ("failed", code)
         assert row.error_message and row.attempts == 1
         assert await chunk_ids(url_id) == []
 
 
-async def test_transient_failure_asks_for_a_retry_then_fails_at_the_last_attempt(
-    pages, committed
-) -> None:
+async def test_transient_failure_is_retried_then_fails_at_the_last_attempt(pages, committed) -> None:
+    from src.urls.config import fetch_settings
+
     pages.routes["/down"] = respond(503, "busy")
     _, project = await committed.user_and_project()
     (url_id,) = await committed.add_urls(project, [pages.url("/down")])
-    with pytest.raises(pipeline.TransientIngestError):
-        await pipeline.ingest_url(url_id, attempt=1, max_attempts=3)
-    row = await url_row(url_id)
-    assert (row.status, row.error_code, row.http_status) == ("pending", "http_503", 503)
-    assert await pipeline.ingest_url(url_id, attempt=3, max_attempts=3) == "failed"
+    for attempt in range(1, fetch_settings.INGEST_MAX_ATTEMPTS):
+        assert await pipeline.ingest_url(url_id) == "retry"
+        row = await url_row(url_id)
+        assert (row.status, row.error_code, row.http_status, row.attempts) == (
+            "pending", "http_503", 503, attempt)
+        assert row.claim_job_id is None and row.lease_expires_at is None
+    assert await pipeline.ingest_url(url_id) == "failed"
     assert (await url_row(url_id)).status == "failed"
+
+
+async def test_a_url_held_by_a_live_job_is_not_processed_twice(pages, committed) -> None:
+    pages.routes["/doc"] = respond(200, page("Doc", *SECTIONS))
+    _, project = await committed.user_and_project()
+    (url_id,) = await committed.add_urls(project, [pages.url("/doc")])
+    async with transaction() as s:
+        job_id = await s.scalar(text(
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, status, args) "
+            "VALUES ('default', 'urls:ingest_urls', 'doing', '{}') RETURNING id"))
+        await s.execute(text("UPDATE urls SET claim_job_id = :j, lease_expires_at = now() + "
+                             "interval '10 minutes' WHERE id = :u"), {"j": job_id, "u": url_id})
+    try:
+        assert await pipeline.ingest_url(url_id) == "skipped"
+        assert pages.hits.get("/doc") is None
+        # The holder itself (e.g. retried after a crash) takes its row back.
+        assert await pipeline.ingest_url(url_id, job_id=job_id) == "chunked"
+    finally:
+        async with transaction() as s:
+            await s.execute(text("DELETE FROM procrastinate_jobs WHERE id = :j"), {"j": job_id})
 
 
 async def test_deleted_project_stops_its_jobs(pages, committed) -> None:
@@ -131,7 +153,7 @@ async def test_deleted_project_stops_its_jobs(pages, committed) -> None:
         await s.execute(
             text("UPDATE projects SET deleted_at = now() WHERE id = :id"), {"id": project.id}
         )
-    assert await pipeline.ingest_url(url_id) == "gone"
+    assert await pipeline.ingest_url(url_id) == "skipped"
     assert pages.hits.get("/doc") is None
 
 

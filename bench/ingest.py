@@ -1,0 +1,187 @@
+"""Ingestion benchmark: the PostgreSQL manual from loopback through the real API and workers.
+
+Baseline, measured in the same run: bare text extraction of the same pages (read from disk,
+extract_html, one process). End to end: `projex serve --no-worker` plus N `projex worker`
+processes on a fresh embedded PostgreSQL; all pages POSTed to /urls; the clock stops when
+every URL has reached a final status. Last line:
+
+    pages=… seconds=… pages_per_s=… extract_only_pages_per_s=… ratio=…
+
+Usage: uv run python bench/ingest.py [--workers 2] [--concurrency 8] [--limit N] [--until chunked]
+"""
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.corpus import manual_dir, pages, serve
+from src.urls.extract import extract_html
+
+FINAL = {"chunked": ("chunked", "ready", "failed"), "ready": ("ready", "failed")}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def extraction_rate(files: list[Path]) -> float:
+    bodies = [f.read_bytes() for f in files]
+    started = time.perf_counter()
+    for body in bodies:
+        extract_html(body)
+    return len(bodies) / (time.perf_counter() - started)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """user+system CPU of processes (and their reaped children), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])
+    return total / tick
+
+
+def postgres_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+            and (p / "comm").exists() and (p / "comm").read_text().strip() == "postgres"]
+
+
+def wait_ready(base: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/api/v1/system/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit("the API did not become ready")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--workers", type=int, default=2, help="projex worker processes")
+    parser.add_argument("--concurrency", type=int, default=8, help="jobs per worker process")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N pages")
+    parser.add_argument(
+        "--until", choices=sorted(FINAL), default="chunked", help="status that counts as done"
+    )
+    parser.add_argument("--provider", default="hashing", help="EMBEDDING_PROVIDER for the run")
+    args = parser.parse_args()
+
+    directory = manual_dir()
+    files = pages(directory)[: args.limit or None]
+    httpd, origin = serve(directory)
+    extract_rate = extraction_rate(files)
+
+    tmp = Path(tempfile.mkdtemp(prefix="projex-bench-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "EMBEDDED_DATA_DIR": str(tmp / "pg"),
+        "STORAGE_URL": f"file://{tmp}/objects",
+        "FETCH_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "FETCH_ALLOWED_PORTS": origin.rsplit(":", 1)[1],
+        "WORKER_CONCURRENCY": str(args.concurrency),
+        "EMBEDDING_PROVIDER": args.provider,
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("DATABASE_URL", None)
+    base = f"http://127.0.0.1:{port}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "src.cli", "serve", "--port", str(port), "--no-worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        wait_ready(base)
+        for _ in range(args.workers):
+            log = open(tmp / f"worker-{len(procs)}.log", "w")  # noqa: SIM115
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "src.cli", "worker"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        deadline = time.monotonic() + 120  # process start-up is not part of the measurement
+        while not all("worker ready" in (tmp / f"worker-{i}.log").read_text()
+                      for i in range(1, args.workers + 1)):
+            if time.monotonic() > deadline:
+                raise SystemExit("workers did not start")
+            time.sleep(0.2)
+        api = httpx.Client(base_url=f"{base}/api/v1", timeout=60)
+        creds = {"email": "bench@example.com", "password": "benchmark password"}
+        api.post("/auth/register", json=creds).raise_for_status()
+        token = api.post(
+            "/auth/login", data={"username": creds["email"], "password": creds["password"]}
+        ).json()["access_token"]
+        api.headers["Authorization"] = f"Bearer {token}"
+        project = api.post("/projects", json={"name": "postgresql manual"}).json()["id"]
+
+        urls = [f"{origin}/{f.name}" for f in files]
+        groups = {"workers": [p.pid for p in procs[1:]], "api": [procs[0].pid],
+                  "postgres": postgres_pids(), "bench+pages": [os.getpid()]}
+        cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+        started = time.perf_counter()
+        for i in range(0, len(urls), 1000):
+            api.post(
+                f"/projects/{project}/urls", json={"urls": urls[i : i + 1000]}
+            ).raise_for_status()
+        print(f"queued {len(urls)} URLs in {time.perf_counter() - started:.2f}s", file=sys.stderr)
+        while True:
+            stats = api.get(f"/projects/{project}").json()["stats"]["urls"]
+            done = sum(stats[s] for s in FINAL[args.until])
+            if done >= len(urls):
+                break
+            time.sleep(0.2)
+        seconds = time.perf_counter() - started
+        failed = stats["failed"]
+        cpu = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in groups.items()}
+        print("cpu ms per page: " + " ".join(
+            f"{name}={1000 * value / len(urls):.2f}" for name, value in cpu.items()),
+            file=sys.stderr)
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        httpd.shutdown()
+
+    print(f"logs in {tmp}", file=sys.stderr)
+    rate = len(urls) / seconds
+    print(
+        f"workers={args.workers} concurrency={args.concurrency} failed={failed} until={args.until}"
+    )
+    print(
+        f"pages={len(urls)} seconds={seconds:.2f} pages_per_s={rate:.1f} "
+        f"extract_only_pages_per_s={extract_rate:.1f} ratio={rate / extract_rate:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
