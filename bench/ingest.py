@@ -57,8 +57,13 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def postgres_pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
-            and (p / "comm").exists() and (p / "comm").read_text().strip() == "postgres"]
+    return [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit()
+        and (p / "comm").exists()
+        and (p / "comm").read_text().strip() == "postgres"
+    ]
 
 
 def wait_ready(base: str, timeout: float = 60) -> None:
@@ -126,8 +131,10 @@ def main() -> None:
                 )
             )
         deadline = time.monotonic() + 120  # process start-up is not part of the measurement
-        while not all("worker ready" in (tmp / f"worker-{i}.log").read_text()
-                      for i in range(1, args.workers + 1)):
+        while not all(
+            "worker ready" in (tmp / f"worker-{i}.log").read_text()
+            for i in range(1, args.workers + 1)
+        ):
             if time.monotonic() > deadline:
                 raise SystemExit("workers did not start")
             time.sleep(0.2)
@@ -141,8 +148,12 @@ def main() -> None:
         project = api.post("/projects", json={"name": "postgresql manual"}).json()["id"]
 
         urls = [f"{origin}/{f.name}" for f in files]
-        groups = {"workers": [p.pid for p in procs[1:]], "api": [procs[0].pid],
-                  "postgres": postgres_pids(), "bench+pages": [os.getpid()]}
+        groups = {
+            "workers": [p.pid for p in procs[1:]],
+            "api": [procs[0].pid],
+            "postgres": postgres_pids(),
+            "bench+pages": [os.getpid()],
+        }
         cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
         started = time.perf_counter()
         for i in range(0, len(urls), 1000):
@@ -159,9 +170,11 @@ def main() -> None:
         seconds = time.perf_counter() - started
         failed = stats["failed"]
         cpu = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in groups.items()}
-        print("cpu ms per page: " + " ".join(
-            f"{name}={1000 * value / len(urls):.2f}" for name, value in cpu.items()),
-            file=sys.stderr)
+        print(
+            "cpu ms per page: "
+            + " ".join(f"{name}={1000 * value / len(urls):.2f}" for name, value in cpu.items()),
+            file=sys.stderr,
+        )
     finally:
         for proc in reversed(procs):
             proc.terminate()

@@ -141,8 +141,10 @@ def _is_boilerplate(el: etree._Element) -> bool:
     return bool(marker.strip()) and bool(BOILERPLATE.search(marker))
 
 
-MAIN_XPATH = ("//main | //article | //*[@role='main'] | //*[@id='content'] | //*[@id='main']"
-              " | //*[@id='docContent']")
+MAIN_XPATH = (
+    "//main | //article | //*[@role='main'] | //*[@id='content'] | //*[@id='main']"
+    " | //*[@id='docContent']"
+)
 
 
 def _main_root(doc: etree._Element) -> etree._Element:

@@ -109,7 +109,9 @@ async def test_permanent_failures_are_recorded(pages, committed) -> None:
         assert await chunk_ids(url_id) == []
 
 
-async def test_transient_failure_is_retried_then_fails_at_the_last_attempt(pages, committed) -> None:
+async def test_transient_failure_is_retried_then_fails_at_the_last_attempt(
+    pages, committed
+) -> None:
     from src.urls.config import fetch_settings
 
     pages.routes["/down"] = respond(503, "busy")
@@ -119,7 +121,11 @@ async def test_transient_failure_is_retried_then_fails_at_the_last_attempt(pages
         assert await pipeline.ingest_url(url_id) == "retry"
         row = await url_row(url_id)
         assert (row.status, row.error_code, row.http_status, row.attempts) == (
-            "pending", "http_503", 503, attempt)
+            "pending",
+            "http_503",
+            503,
+            attempt,
+        )
         assert row.claim_job_id is None and row.lease_expires_at is None
     assert await pipeline.ingest_url(url_id) == "failed"
     assert (await url_row(url_id)).status == "failed"
@@ -130,11 +136,19 @@ async def test_a_url_held_by_a_live_job_is_not_processed_twice(pages, committed)
     _, project = await committed.user_and_project()
     (url_id,) = await committed.add_urls(project, [pages.url("/doc")])
     async with transaction() as s:
-        job_id = await s.scalar(text(
-            "INSERT INTO procrastinate_jobs (queue_name, task_name, status, args) "
-            "VALUES ('default', 'urls:ingest_urls', 'doing', '{}') RETURNING id"))
-        await s.execute(text("UPDATE urls SET claim_job_id = :j, lease_expires_at = now() + "
-                             "interval '10 minutes' WHERE id = :u"), {"j": job_id, "u": url_id})
+        job_id = await s.scalar(
+            text(
+                "INSERT INTO procrastinate_jobs (queue_name, task_name, status, args) "
+                "VALUES ('default', 'urls:ingest_urls', 'doing', '{}') RETURNING id"
+            )
+        )
+        await s.execute(
+            text(
+                "UPDATE urls SET claim_job_id = :j, lease_expires_at = now() + "
+                "interval '10 minutes' WHERE id = :u"
+            ),
+            {"j": job_id, "u": url_id},
+        )
     try:
         assert await pipeline.ingest_url(url_id) == "skipped"
         assert pages.hits.get("/doc") is None
