@@ -169,7 +169,14 @@ async def get_session() -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-DOMAINS_WITH_MODELS: tuple[str, ...] = ("users", "auth", "projects", "urls", "chunks")
+DOMAINS_WITH_MODELS: tuple[str, ...] = (
+    "users",
+    "auth",
+    "projects",
+    "urls",
+    "chunks",
+    "vectorization",
+)
 
 
 def import_all_models() -> None:
@@ -188,6 +195,8 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:
     """alembic autogenerate filter: skip tables (and their indexes) other tools own."""
     if type_ == "table" and name and name.startswith(EXTERNAL_TABLE_PREFIXES):
         return False
+    if type_ == "index" and name and name.startswith("ix_embeddings_hnsw_"):
+        return False  # per-model vector indexes are made at run time (vectorization.service)
     table = getattr(obj, "table", None)
     return not (table is not None and str(table.name).startswith(EXTERNAL_TABLE_PREFIXES))
 

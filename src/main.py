@@ -27,6 +27,8 @@ from src.system import service as system_service
 from src.system.router import router as system_router
 from src.urls.router import router as urls_router
 from src.users.router import router as users_router
+from src.vectorization.config import vectorization_settings
+from src.vectorization.router import router as vectorization_router
 
 log = get_logger(__name__)
 
@@ -43,6 +45,7 @@ def api_router() -> APIRouter:
         projects_router,
         urls_router,
         chunks_router,
+        vectorization_router,
     ):
         router.include_router(domain_router)
     return router
@@ -126,7 +129,12 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     mount_docs(app)
 
     # Last added runs first: request id wraps everything, so every answer carries it.
-    app.add_middleware(BodyGuardMiddleware, max_bytes=settings.MAX_BODY_BYTES)
+    app.add_middleware(
+        BodyGuardMiddleware,
+        max_bytes=settings.MAX_BODY_BYTES,
+        large_paths=(API_PREFIX + "/projects/", ("/vectors", "/documents")),
+        large_max_bytes=vectorization_settings.PUSH_MAX_BODY_BYTES,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.CORS_ORIGINS,

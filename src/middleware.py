@@ -53,18 +53,36 @@ def _accepted_content_type(value: str) -> bool:
 class BodyGuardMiddleware:
     """Bodies over `max_bytes` → 413 (also while streaming); non-JSON/form bodies → 415."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        large_paths: tuple[str, tuple[str, ...]] | None = None,
+        large_max_bytes: int | None = None,
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max = max_bytes
+        self.large_paths = large_paths  # (prefix, suffixes): bulk push endpoints
+        self.large_max = large_max_bytes or max_bytes
+
+    def _limit(self, path: str) -> int:
+        if self.large_paths:
+            prefix, suffixes = self.large_paths
+            if path.startswith(prefix) and path.endswith(suffixes):
+                return self.large_max
+        return self.default_max
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
+        max_bytes = self._limit(scope["path"])
         headers = Headers(scope=scope)
         length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._reject(PayloadTooLarge(self._too_large_detail()), scope, receive, send)
+        if length is not None and length.isdigit() and int(length) > max_bytes:
+            await self._reject(
+                PayloadTooLarge(self._too_large_detail(max_bytes)), scope, receive, send
+            )
             return
         has_body = (length is not None and length != "0") or "transfer-encoding" in headers
         content_type = headers.get("content-type")
@@ -87,11 +105,11 @@ class BodyGuardMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes and not started:
+                if received > max_bytes and not started:
                     # Answer 413 now; the app sees a disconnect and its answer is dropped.
                     rejected = True
                     await self._reject(
-                        PayloadTooLarge(self._too_large_detail()), scope, receive, send
+                        PayloadTooLarge(self._too_large_detail(max_bytes)), scope, receive, send
                     )
                     return {"type": "http.disconnect"}
             return message
@@ -106,8 +124,9 @@ class BodyGuardMiddleware:
 
         await self.app(scope, counting_receive, tracking_send)
 
-    def _too_large_detail(self) -> str:
-        return f"The request body exceeds {self.max_bytes} bytes."
+    @staticmethod
+    def _too_large_detail(max_bytes: int) -> str:
+        return f"The request body exceeds {max_bytes} bytes."
 
     @staticmethod
     async def _reject(

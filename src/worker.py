@@ -38,9 +38,11 @@ _open = False
 
 def register_tasks() -> None:
     from src.urls import tasks as urls_tasks
+    from src.vectorization import tasks as vectorization_tasks
 
     if "urls:ingest_urls" not in queue_app.tasks:
         queue_app.add_tasks_from(urls_tasks.blueprint, namespace="urls")
+        queue_app.add_tasks_from(vectorization_tasks.blueprint, namespace="vectorization")
 
 
 def libpq_url(sqlalchemy_url: str) -> str:

@@ -1,8 +1,8 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, func
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Computed, DateTime, ForeignKey, Index, Integer, String, Text, func
+from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from src.database import Base
@@ -34,5 +34,12 @@ class Chunk(UUIDPrimaryKey, Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )
+    # Full-text search: maintained by PostgreSQL from `text`.
+    tsv: Mapped[str] = mapped_column(
+        TSVECTOR, Computed("to_tsvector('english'::regconfig, text)", persisted=True)
+    )
 
-    __table_args__ = (Index("ix_chunks_url_id_ordinal", "url_id", "ordinal"),)
+    __table_args__ = (
+        Index("ix_chunks_url_id_ordinal", "url_id", "ordinal"),
+        Index("ix_chunks_tsv", "tsv", postgresql_using="gin"),
+    )

@@ -21,6 +21,8 @@ class Project(UUIDPrimaryKey, Versioned, Timestamps, SoftDelete, Base):
     settings: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
+    # The embedding model search uses: the previous one until the new set is complete.
+    search_model: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         Index(

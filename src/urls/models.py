@@ -57,6 +57,8 @@ class Url(UUIDPrimaryKey, Timestamps, Base):
         ForeignKey("crawls.id", ondelete="SET NULL"), index=True
     )
     crawl_depth: Mapped[int | None] = mapped_column(Integer)
+    external_id: Mapped[str | None] = mapped_column(String(500))  # pushed documents/vectors
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
     title: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(32))
     error_code: Mapped[str | None] = mapped_column(String(64))
@@ -83,4 +85,11 @@ class Url(UUIDPrimaryKey, Timestamps, Base):
         UniqueConstraint("project_id", "url", name="uq_urls_project_id_url"),
         Index("ix_urls_project_id_status", "project_id", "status"),
         Index("ix_urls_status_status_changed_at", "status", "status_changed_at"),
+        Index(
+            "uq_urls_project_id_external_id",
+            "project_id",
+            "external_id",
+            unique=True,
+            postgresql_where=text("external_id IS NOT NULL"),
+        ),
     )

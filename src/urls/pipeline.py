@@ -35,6 +35,7 @@ from src.urls.extract import Extracted, ExtractionError, extract
 from src.urls.fetcher import SITEMAP_TYPES, FetchError, FetchResult, SafeFetcher
 from src.urls.models import Crawl, Url
 from src.urls.utils import UrlRejected, normalise_url
+from src.vectorization import service as vectorization_service
 from src.worker import after_commit
 
 log = get_logger(__name__)
@@ -337,7 +338,8 @@ async def ingest_batch(
         for url_id, delay in retries:
             if url_id in live:
                 urls_service.enqueue_ingest(session, [url_id], delay_seconds=delay)
-        # Hand-off point: embeddings are computed by the vectorization domain from here.
+        # Hand-off: the vectorization domain embeds the new chunks and marks the URLs ready.
+        vectorization_service.hand_off(session, [p.claim.id for p in prepared])
     if prepared:
         log.info(
             "urls.chunked",
