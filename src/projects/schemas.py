@@ -6,6 +6,7 @@ from pydantic import ConfigDict, EmailStr, Field, model_validator
 
 from src.projects.constants import ProjectRole
 from src.schemas import ApiModel
+from src.vectorization.schemas import EmbeddingSettings
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=5000)]
@@ -31,6 +32,9 @@ class ProjectSettings(ApiModel):
     chunk_overlap: Annotated[int, Field(ge=0, le=512, description="tokens shared")] = 60
     recrawl_interval_hours: Annotated[int | None, Field(ge=1, le=24 * 365)] = None
     crawl: CrawlDefaults = CrawlDefaults()
+    embedding: EmbeddingSettings | None = Field(
+        default=None, description="provider override; the global EMBEDDING_* settings if null"
+    )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Self:
@@ -46,6 +50,7 @@ class ProjectSettingsUpdate(ApiModel):
     chunk_overlap: Annotated[int, Field(ge=0, le=512)] | None = None
     recrawl_interval_hours: Annotated[int | None, Field(ge=1, le=24 * 365)] = None
     crawl: CrawlDefaults | None = None
+    embedding: EmbeddingSettings | None = None
 
 
 class ProjectCreate(ApiModel):

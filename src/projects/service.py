@@ -251,6 +251,7 @@ async def update_project(
         project.name = data.name
     if "description" in data.model_fields_set:
         project.description = data.description
+    embedding_before = project.settings.get("embedding")
     if data.settings is not None:
         merged = {**project.settings, **data.settings.model_dump(mode="json", exclude_unset=True)}
         try:
@@ -260,6 +261,14 @@ async def update_project(
                 "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
             ) from exc
     await _flush_versioned(session)
+    if project.settings.get("embedding") != embedding_before:
+        # A new model: embed every chunk beside the old vectors; search switches when done.
+        from src.vectorization import service as vectorization_service  # (import cycle)
+        from src.vectorization.schemas import VectorizeRequest
+
+        await vectorization_service.create_job(
+            session=session, access=access, data=VectorizeRequest()
+        )
     return await read_project(session=session, access=access)
 
 

@@ -10,7 +10,7 @@ ProviderName = Literal["hashing", "openai", "bedrock", "sentence-transformers"]
 class VectorizationSettings(ProjexSettings):
     EMBEDDING_PROVIDER: ProviderName = "hashing"
     EMBEDDING_MODEL: str | None = None  # provider default when unset
-    EMBEDDING_DIMENSIONS: int = Field(default=384, ge=8, le=4096)
+    EMBEDDING_DIMENSIONS: int = Field(default=384, ge=2, le=4096)
     OPENAI_BASE_URL: str = "https://api.openai.com/v1"
     OPENAI_API_KEY: SecretStr | None = None
     EMBEDDING_BATCH_SIZE: int = Field(default=64, ge=1, le=2048)
