@@ -87,9 +87,11 @@ def make_engine(url: str, settings: Settings, *, durable_commits: bool = True) -
         pool_size=settings.DATABASE_POOL_SIZE,
         max_overflow=settings.DATABASE_MAX_OVERFLOW,
         pool_timeout=settings.DATABASE_POOL_TIMEOUT_SECONDS,
-        # The API pings before reuse (a restarted database costs no failed request); workers
-        # skip the extra round trip: a job that meets a dead connection is retried.
-        pool_pre_ping=durable_commits,
+        # No ping before each checkout (a round trip on every request): after a database
+        # restart the first request that meets a dead connection answers 503 and SQLAlchemy
+        # invalidates the whole pool, so the next ones reconnect.
+        pool_pre_ping=False,
+        pool_recycle=1800,
         connect_args={
             "timeout": settings.DATABASE_CONNECT_TIMEOUT_SECONDS,
             "server_settings": server_settings,

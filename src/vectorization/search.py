@@ -38,7 +38,13 @@ def _filters(filters: SearchFilters, params: dict[str, Any]) -> str:
     return "".join(f" AND {c}" for c in clauses)
 
 
-def _semantic_cte(dims: int, where: str, limit_param: str) -> str:
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _semantic_cte(dims: int, model: str, where: str, limit_param: str) -> str:
+    # The model is inlined as a literal (it is one of ours, escaped) so that even a generic
+    # plan of the prepared statement matches the partial HNSW index `WHERE model = '…'`.
     # Only integers and fixed fragments are interpolated; values are bound parameters.
     return f"""
       sem AS (
@@ -48,7 +54,7 @@ def _semantic_cte(dims: int, where: str, limit_param: str) -> str:
                                   <=> CAST(:qvec AS vector({dims}))) AS rnk
         FROM (SELECT e.chunk_id, e.embedding FROM embeddings e
               JOIN chunks c ON c.id = e.chunk_id JOIN urls u ON u.id = c.url_id
-              WHERE e.model = :model AND e.project_id = :pid {where}
+              WHERE e.model = {_sql_literal(model)} AND e.project_id = :pid {where}
               ORDER BY e.embedding::vector({dims}) <=> CAST(:qvec AS vector({dims}))
               LIMIT :{limit_param}) e
         JOIN chunks c ON c.id = e.chunk_id)"""  # noqa: S608
@@ -75,14 +81,11 @@ SHAPE = """
 """
 
 
-async def search(
-    *,
-    session: AsyncSession,
-    project_id: uuid.UUID,
-    project_settings: dict,
-    search_model: str | None,
-    data: SearchRequest,
-) -> SearchResponse:
+async def prepare(
+    *, project_id: uuid.UUID, project_settings: dict, search_model: str | None, data: SearchRequest
+) -> tuple[str, dict[str, Any], list[str], str]:
+    """(SQL, parameters, SET LOCAL statements, model) of one search: the API runs it, and the
+    benchmark runs the very same statement straight on asyncpg."""
     params: dict[str, Any] = {
         "pid": project_id,
         "query": data.query,
@@ -94,20 +97,20 @@ async def search(
     params["window"] = window if data.mode == SearchMode.HYBRID else data.top_k + data.offset
     model = search_model or service.provider_for(project_settings).model_id
     ctes: list[str] = []
+    settings: list[str] = []
     if data.mode in (SearchMode.SEMANTIC, SearchMode.HYBRID):
         provider = service.provider_for_model(model, project_settings)
         (vector,) = await provider.embed([data.query])
         params["qvec"] = "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
-        params["model"] = model
-        ctes.append(_semantic_cte(provider.dimensions, where, "window"))
+        ctes.append(_semantic_cte(provider.dimensions, model, where, "window"))
         s = vectorization_settings
-        await session.execute(
-            text(f"SET LOCAL hnsw.ef_search = {int(max(s.SEARCH_EF_SEARCH, window))}")
-        )
-        await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-        await session.execute(
-            text(f"SET LOCAL hnsw.max_scan_tuples = {int(s.SEARCH_MAX_SCAN_TUPLES)}")
-        )
+        # One round trip; transaction-local (like SET LOCAL).
+        settings = [
+            "SELECT set_config('hnsw.ef_search', "
+            f"'{int(max(s.SEARCH_EF_SEARCH, window))}', true), "
+            "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            f"set_config('hnsw.max_scan_tuples', '{int(s.SEARCH_MAX_SCAN_TUPLES)}', true)"
+        ]
     if data.mode in (SearchMode.FULLTEXT, SearchMode.HYBRID):
         ctes.append(_fulltext_cte(where, "window"))
     if data.mode == SearchMode.SEMANTIC:
@@ -134,7 +137,25 @@ async def search(
         shape = SHAPE.replace(
             "    ORDER BY r.fused", "    WHERE r.fused >= :min_score\n    ORDER BY r.fused"
         )
-    sql = "WITH " + ",".join([*ctes, ranked]) + shape
+    return "WITH " + ",".join([*ctes, ranked]) + shape, params, settings, model
+
+
+async def search(
+    *,
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    project_settings: dict,
+    search_model: str | None,
+    data: SearchRequest,
+) -> SearchResponse:
+    sql, params, settings, model = await prepare(
+        project_id=project_id,
+        project_settings=project_settings,
+        search_model=search_model,
+        data=data,
+    )
+    for statement in settings:
+        await session.execute(text(statement))
     rows = (await session.execute(text(sql), params)).all()
     items = [
         SearchHit(

@@ -1,0 +1,112 @@
+"""Ranking quality over the PostgreSQL manual: hit@5 and MRR@10 per search mode.
+
+Ingests the manual from loopback through the real API until every page is `ready` (hashing
+embedder by default), then asks the questions of bench/questions.tsv in each mode; a hit is
+any chunk of an expected page. Usage: uv run python bench/eval_search.py [--provider hashing]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.corpus import manual_dir, pages, serve
+from bench.ingest import free_port, wait_ready
+
+QUESTIONS = Path(__file__).with_name("questions.tsv")
+
+
+def load_questions() -> list[tuple[str, set[str]]]:
+    out = []
+    for line in QUESTIONS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            question, expected = line.split("\t")
+            out.append((question, set(expected.split(","))))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--provider", default="hashing")
+    parser.add_argument("--weights", default="1,1", help="semantic,fulltext weights for hybrid")
+    parser.add_argument("--rrf-k", type=int, default=60)
+    args = parser.parse_args()
+    directory = manual_dir()
+    httpd, origin = serve(directory)
+    tmp = Path(tempfile.mkdtemp(prefix="projex-eval-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "EMBEDDED_DATA_DIR": str(tmp / "pg"),
+        "STORAGE_URL": f"file://{tmp}/objects",
+        "FETCH_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "FETCH_ALLOWED_PORTS": origin.rsplit(":", 1)[1],
+        "EMBEDDING_PROVIDER": args.provider,
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "src.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base)
+        api = httpx.Client(base_url=f"{base}/api/v1", timeout=120)
+        creds = {"email": "eval@example.com", "password": "evaluation password"}
+        api.post("/auth/register", json=creds)
+        token = api.post(
+            "/auth/login", data={"username": creds["email"], "password": creds["password"]}
+        ).json()
+        api.headers["Authorization"] = f"Bearer {token['access_token']}"
+        project = api.post("/projects", json={"name": "manual"}).json()["id"]
+        urls = [f"{origin}/{f.name}" for f in pages(directory)]
+        for i in range(0, len(urls), 1000):
+            api.post(
+                f"/projects/{project}/urls", json={"urls": urls[i : i + 1000]}
+            ).raise_for_status()
+        while True:
+            stats = api.get(f"/projects/{project}").json()["stats"]["urls"]
+            if stats["ready"] + stats["failed"] >= len(urls):
+                break
+            time.sleep(1)
+        ws, wf = (float(x) for x in args.weights.split(","))
+        print(
+            f"{'mode':10} hit@5  MRR@10  ({len(load_questions())} questions, "
+            f"provider={args.provider}, weights={ws},{wf}, rrf_k={args.rrf_k})"
+        )
+        for mode in ("fulltext", "semantic", "hybrid"):
+            hits, rr = 0, 0.0
+            for question, expected in load_questions():
+                body = {
+                    "query": question,
+                    "mode": mode,
+                    "top_k": 10,
+                    "semantic_weight": ws,
+                    "fulltext_weight": wf,
+                    "rrf_k": args.rrf_k,
+                }
+                items = api.post(f"/projects/{project}/search", json=body).json()["items"]
+                found = [h["url"]["url"].rsplit("/", 1)[-1] for h in items]
+                rank = next((i + 1 for i, page in enumerate(found) if page in expected), None)
+                hits += rank is not None and rank <= 5
+                rr += 1 / rank if rank else 0
+            n = len(load_questions())
+            print(f"{mode:10} {hits / n:.2f}   {rr / n:.3f}")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        httpd.shutdown()
+
+
+if __name__ == "__main__":
+    main()
