@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--provider", default="hashing")
     parser.add_argument("--weights", default="1,1", help="semantic,fulltext weights for hybrid")
     parser.add_argument("--rrf-k", type=int, default=60)
+    parser.add_argument("--grid", action="store_true", help="also try other hybrid weights")
     args = parser.parse_args()
     directory = manual_dir()
     httpd, origin = serve(directory)
@@ -81,19 +82,30 @@ def main() -> None:
             time.sleep(1)
         ws, wf = (float(x) for x in args.weights.split(","))
         print(
-            f"{'mode':10} hit@5  MRR@10  ({len(load_questions())} questions, "
-            f"provider={args.provider}, weights={ws},{wf}, rrf_k={args.rrf_k})"
+            f"{'mode':24} hit@5  MRR@10  ({len(load_questions())} questions, "
+            f"provider={args.provider})"
         )
-        for mode in ("fulltext", "semantic", "hybrid"):
+        runs = [
+            ("fulltext", ws, wf, args.rrf_k),
+            ("semantic", ws, wf, args.rrf_k),
+            ("hybrid", ws, wf, args.rrf_k),
+        ]
+        if args.grid:
+            runs += [
+                ("hybrid", a, b, k)
+                for a, b in ((1, 2), (2, 1), (1, 1.5), (0.5, 1))
+                for k in (10, 30, 60)
+            ]
+        for mode, w_sem, w_ft, rrf_k in runs:
             hits, rr = 0, 0.0
             for question, expected in load_questions():
                 body = {
                     "query": question,
                     "mode": mode,
                     "top_k": 10,
-                    "semantic_weight": ws,
-                    "fulltext_weight": wf,
-                    "rrf_k": args.rrf_k,
+                    "semantic_weight": w_sem,
+                    "fulltext_weight": w_ft,
+                    "rrf_k": rrf_k,
                 }
                 items = api.post(f"/projects/{project}/search", json=body).json()["items"]
                 found = [h["url"]["url"].rsplit("/", 1)[-1] for h in items]
@@ -101,7 +113,8 @@ def main() -> None:
                 hits += rank is not None and rank <= 5
                 rr += 1 / rank if rank else 0
             n = len(load_questions())
-            print(f"{mode:10} {hits / n:.2f}   {rr / n:.3f}")
+            label = mode if mode != "hybrid" else f"hybrid w={w_sem:g},{w_ft:g} k={rrf_k}"
+            print(f"{label:24} {hits / n:.2f}   {rr / n:.3f}")
     finally:
         proc.terminate()
         proc.wait(30)

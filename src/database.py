@@ -148,6 +148,7 @@ async def transaction(
             _drop_after_commit(session)
             await session.rollback()
             if is_db_unavailable(exc):
+                log.error("database.unavailable", error=type(exc).__name__)
                 raise DatabaseUnavailable() from exc
             if is_invalid_text(exc):  # NUL characters in a query parameter or form field
                 raise InvalidText() from exc

@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, InterfaceError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -198,14 +198,20 @@ def problem_response(
 
 
 def is_db_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, PoolTimeoutError | ConnectionError | InterfaceError):
+    """The database cannot be reached (refused, dropped, timed out), as opposed to a query
+    that the database or driver rejected."""
+    if isinstance(exc, PoolTimeoutError | ConnectionError):
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
+        orig = exc.orig
+        cause = getattr(orig, "__cause__", None) or orig
+        name = type(cause).__name__
         return (
-            isinstance(exc.orig, ConnectionError | OSError)
-            or "connect" in type(exc.orig).__name__.lower()
+            isinstance(cause, ConnectionError | OSError)
+            or "Connection" in name
+            or ("connection is closed" in str(orig).lower())
         )
     return isinstance(exc, OSError) and exc.errno is not None
 

@@ -22,6 +22,31 @@ class ChunkDiff:
     deleted: int
 
 
+COPY_THRESHOLD = 200
+_COPY_COLUMNS = [
+    "id",
+    "project_id",
+    "url_id",
+    "ordinal",
+    "text",
+    "headings",
+    "char_start",
+    "char_end",
+    "token_count",
+    "content_hash",
+]
+
+
+async def _copy_chunks(session: AsyncSession, rows: list[dict]) -> None:
+    """Binary COPY for large batches, inside the session's transaction."""
+    connection = await session.connection()
+    await connection.exec_driver_sql("SELECT 1")  # the adapter begins its transaction lazily
+    driver = (await connection.get_raw_connection()).driver_connection
+    await driver.copy_records_to_table(
+        "chunks", columns=_COPY_COLUMNS, records=[tuple(r[c] for c in _COPY_COLUMNS) for r in rows]
+    )
+
+
 async def replace_chunks(
     *, session: AsyncSession, project_id: uuid.UUID, url_id: uuid.UUID, drafts: list[ChunkDraft]
 ) -> ChunkDiff:
@@ -83,7 +108,9 @@ async def replace_chunks_many(
             ),
             updates,
         )
-    if inserts:
+    if len(inserts) > COPY_THRESHOLD:
+        await _copy_chunks(session, inserts)
+    elif inserts:
         await session.execute(insert(table), inserts)
     return ChunkDiff(kept=len(updates), inserted=[i["id"] for i in inserts], deleted=len(stale))
 

@@ -7,6 +7,7 @@ listing, chunk reads, deletes and search treat them like fetched pages.
 import asyncio
 import hashlib
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, text, update
@@ -65,10 +66,10 @@ async def _upsert_rows(
         ).all()
     }
     fresh = [r for r in rows if r["external_id"] not in existing]
-    if fresh:
+    for start in range(0, len(fresh), 2000):  # PostgreSQL caps a statement at 32,767 parameters
         created = await session.execute(
             insert(Url)
-            .values([{**r, "project_id": project_id} for r in fresh])
+            .values([{**r, "project_id": project_id} for r in fresh[start : start + 2000]])
             .on_conflict_do_nothing()
             .returning(Url.external_id, Url.id)
         )
@@ -179,6 +180,7 @@ async def push_vectors(
                 f"{item.external_id}: {len(item.embedding)} dimensions, declared {data.dimensions}"
             )
     project = access.project
+    now = datetime.now(UTC)
     latest = {v.external_id: v for v in data.vectors}
     hashes = {k: hashlib.sha256(v.chunk_text.encode()).hexdigest() for k, v in latest.items()}
     rows = [
@@ -188,11 +190,14 @@ async def push_vectors(
             "source": "vector",
             "status": UrlStatus.READY.value,
             "meta": v.metadata,
+            "content_hash": hashes[k],  # new rows are complete at insert: no update pass
+            "ingested_at": now,
         }
         for k, v in latest.items()
     ]
     known = await _upsert_rows(session, project.id, rows)
-    changed = [k for k in latest if known[k][1] != hashes[k]]
+    fresh = {k for k in latest if known[k][1] is None}
+    changed = [k for k in latest if k in fresh or known[k][1] != hashes[k]]
     await chunks_service.replace_chunks_many(
         session=session,
         items=[
@@ -214,7 +219,8 @@ async def push_vectors(
             for k in changed
         ],
     )
-    if changed:
+    updated = [k for k in changed if k not in fresh]
+    if updated:
         await session.execute(
             update(_URLS)
             .where(_URLS.c.id == bindparam("u"))
@@ -224,7 +230,7 @@ async def push_vectors(
                 ingested_at=func.now(),
                 status_changed_at=func.now(),
             ),
-            [{"u": known[k][0], "h": hashes[k]} for k in changed],
+            [{"u": known[k][0], "h": hashes[k]} for k in updated],
         )
     chunk_of = dict(
         (

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.database import get_engine, transaction
@@ -109,15 +109,46 @@ async def ensure_index(model_id: str, dimensions: int) -> None:
 
 
 async def store_embeddings(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Upsert `{chunk_id, model, project_id, embedding}` rows (one multi-row statement per
-    batch, executed as a pipelined executemany by asyncpg)."""
+    """Upsert `{chunk_id, model, project_id, embedding}` rows: binary COPY into a
+    transaction-local staging table, then one INSERT … ON CONFLICT DO UPDATE."""
     if not rows:
         return
-    stmt = insert(Embedding).on_conflict_do_update(
-        index_elements=[Embedding.chunk_id, Embedding.model],
-        set_={"embedding": insert(Embedding).excluded.embedding, "created_at": func.now()},
-    )
-    await session.execute(stmt, list(rows))
+    from pgvector.asyncpg import register_vector
+
+    connection = await session.connection()
+    # The asyncpg adapter opens its transaction with the first statement it runs: run one,
+    # so the raw COPY below is part of the session's transaction.
+    await connection.exec_driver_sql("SELECT 1")
+    driver = (await connection.get_raw_connection()).driver_connection
+    await register_vector(driver)  # binary vector codec, for this COPY only
+    try:
+        await driver.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS embeddings_stage "
+            "(chunk_id uuid, model text, project_id uuid, embedding vector) "
+            "ON COMMIT DELETE ROWS"
+        )
+        await driver.copy_records_to_table(
+            "embeddings_stage",
+            columns=["chunk_id", "model", "project_id", "embedding"],
+            records=[
+                (
+                    r["chunk_id"],
+                    r["model"],
+                    r["project_id"],
+                    np.asarray(r["embedding"], dtype=np.float32),
+                )
+                for r in rows
+            ],
+        )
+        await driver.execute(
+            "INSERT INTO embeddings (chunk_id, model, project_id, embedding) "
+            "SELECT chunk_id, model, project_id, embedding FROM embeddings_stage "
+            "ON CONFLICT (chunk_id, model) DO UPDATE "
+            "SET embedding = EXCLUDED.embedding, created_at = now()"
+        )
+        await driver.execute("TRUNCATE embeddings_stage")
+    finally:
+        await driver.reset_type_codec("vector", schema="public")
 
 
 _PENDING_CHUNKS = text(
