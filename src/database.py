@@ -179,6 +179,7 @@ DOMAINS_WITH_MODELS: tuple[str, ...] = (
     "urls",
     "chunks",
     "vectorization",
+    "shares",
 )
 
 

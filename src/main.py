@@ -23,6 +23,7 @@ from src.exceptions import ERROR_RESPONSES, register_exception_handlers
 from src.log import get_logger
 from src.middleware import REQUEST_ID_HEADER, BodyGuardMiddleware, RequestIdMiddleware
 from src.projects.router import router as projects_router
+from src.shares.router import router as shares_router
 from src.system import service as system_service
 from src.system.router import router as system_router
 from src.urls.router import router as urls_router
@@ -46,6 +47,7 @@ def api_router() -> APIRouter:
         urls_router,
         chunks_router,
         vectorization_router,
+        shares_router,
     ):
         router.include_router(domain_router)
     return router

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, and_, delete, func, select, true
+from sqlalchemy import Select, and_, delete, func, or_, select, true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -39,6 +39,7 @@ from src.projects.schemas import (
     ProjectUpdate,
     UrlStatusCounts,
 )
+from src.shares.models import Share
 from src.urls.constants import UrlStatus
 from src.urls.models import Url
 from src.users import service as users_service
@@ -91,6 +92,15 @@ async def require_visible(
 # --- reads with stats (one query) ----------------------------------------------------------
 
 
+def shares_active_filter():
+    """Live share links (also used by the shares domain)."""
+    return and_(
+        Share.revoked_at.is_(None),
+        or_(Share.expires_at.is_(None), Share.expires_at > func.now()),
+        or_(Share.max_uses.is_(None), Share.use_count < Share.max_uses),
+    )
+
+
 def _with_stats(query: Select) -> Select:
     counts = [func.count().filter(Url.status == s.value).label(s.value) for s in UrlStatus]
     url_stats = (
@@ -107,8 +117,16 @@ def _with_stats(query: Select) -> Select:
         .where(Chunk.project_id == Project.id)
         .lateral("chunk_stats")
     )
+    share_stats = (
+        select(func.count().label("active_shares"))
+        .where(Share.project_id == Project.id, shares_active_filter())
+        .lateral("share_stats")
+    )
     return (
-        query.add_columns(url_stats, chunk_stats).join(url_stats, true()).join(chunk_stats, true())
+        query.add_columns(url_stats, chunk_stats, share_stats)
+        .join(url_stats, true())
+        .join(chunk_stats, true())
+        .join(share_stats, true())
     )
 
 
@@ -129,6 +147,10 @@ def _read_model(row: Any) -> ProjectRead:
             urls_total=row.urls_total,
             chunks=row.chunks,
             last_ingested_at=row.last_ingested_at,
+            # Share links are managed by owners and editors; viewers do not see the count.
+            active_shares=row.active_shares
+            if ROLE_RANK[ProjectRole(row.role)] >= ROLE_RANK[ProjectRole.EDITOR]
+            else None,
         ),
     )
 

@@ -28,7 +28,7 @@ async def test_create_get_and_list_with_stats(
         "urls_total": 0,
         "chunks": 0,
         "last_ingested_at": None,
-        "active_shares": None,
+        "active_shares": 0,
     }
     got = await client.get(f"{P}/{body['id']}", headers=bearer(owner))
     assert got.status_code == 200 and got.headers["ETag"] == '"1"'
