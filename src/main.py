@@ -67,6 +67,12 @@ def make_lifespan(settings: Settings, manage_database: bool):
                 worker_task = asyncio.create_task(
                     worker.run_worker(install_signal_handlers=False), name="in-process-worker"
                 )
+        if vectorization_settings.EMBEDDING_PROVIDER == "hashing":
+            log.warning(
+                "embeddings.hashing_provider",
+                note="the default hashing embedder is lexical (shared words), not semantic; "
+                "set EMBEDDING_PROVIDER=openai|bedrock|sentence-transformers for meaning",
+            )
         log.info(
             "app.started",
             version=system_service.app_version(),

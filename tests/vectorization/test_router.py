@@ -309,3 +309,25 @@ async def test_vectorize_jobs(client: httpx.AsyncClient, session: AsyncSession) 
         f"{P}/{project.id}/vectorize", json={"scope": "some"}, headers=bearer(owner)
     )
     assert bad.status_code == 422
+
+
+async def test_changing_the_model_queues_a_reembedding_job(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    owner = await create_user(session)
+    project = await create_project(session, owner)
+    patched = await client.patch(
+        f"{P}/{project.id}",
+        headers=bearer(owner),
+        json={"settings": {"embedding": {"provider": "hashing", "dimensions": 256}}},
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["settings"]["embedding"]["dimensions"] == 256
+    jobs = (await client.get(f"{P}/{project.id}/vectorization/jobs", headers=bearer(owner))).json()
+    assert [j["model"] for j in jobs["items"]] == ["hashing-v1-256"]
+    bad = await client.patch(
+        f"{P}/{project.id}",
+        headers=bearer(owner),
+        json={"settings": {"embedding": {"provider": "nope"}}},
+    )
+    assert bad.status_code == 422
