@@ -1,8 +1,9 @@
 """ApiModel: the base of every request/response schema."""
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, field_validator
+from pydantic import AfterValidator, BaseModel, field_validator
 
 
 def _has_nul(value: Any) -> bool:
@@ -24,3 +25,16 @@ class ApiModel(BaseModel):
         if _has_nul(value):
             raise ValueError("text must not contain NUL (\\u0000) characters")
         return value
+
+
+def _future(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if value <= datetime.now(UTC):
+        raise ValueError("expires_at must be in the future")
+    return value
+
+
+FutureDatetime = Annotated[datetime | None, AfterValidator(_future)]

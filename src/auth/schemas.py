@@ -1,12 +1,12 @@
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field
 
 from src.auth.constants import Scope
-from src.schemas import ApiModel
+from src.schemas import ApiModel, FutureDatetime
 
 
 class TokenPair(ApiModel):
@@ -20,16 +20,6 @@ class RefreshRequest(ApiModel):
     refresh_token: Annotated[str, Field(min_length=1, max_length=512)]
 
 
-def _future(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    if value <= datetime.now(UTC):
-        raise ValueError("expires_at must be in the future")
-    return value
-
-
 def _unique_scopes(value: list[Scope]) -> list[Scope]:
     return sorted(set(value))
 
@@ -40,7 +30,7 @@ class ApiKeyCreate(ApiModel):
         list[Scope], Field(min_length=1, max_length=len(Scope)), AfterValidator(_unique_scopes)
     ]
     project_id: uuid.UUID | None = None
-    expires_at: Annotated[datetime | None, AfterValidator(_future)] = None
+    expires_at: FutureDatetime = None
 
 
 class ApiKeyRead(ApiModel):

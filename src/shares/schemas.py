@@ -1,22 +1,12 @@
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
 from src.projects.schemas import UrlStatusCounts
-from src.schemas import ApiModel
+from src.schemas import ApiModel, FutureDatetime
 from src.shares.constants import ShareScope
-
-
-def _future(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    if value <= datetime.now(UTC):
-        raise ValueError("expires_at must be in the future")
-    return value
 
 
 def _scopes(value: list[ShareScope]) -> list[ShareScope]:
@@ -31,7 +21,7 @@ class ShareCreate(ApiModel):
     scopes: Annotated[
         list[ShareScope], Field(min_length=1, max_length=2), AfterValidator(_scopes)
     ] = [ShareScope.READ]
-    expires_at: Annotated[datetime | None, AfterValidator(_future)] = None
+    expires_at: FutureDatetime = None
     max_uses: Annotated[int | None, Field(ge=1, le=10_000_000)] = None
 
 
