@@ -168,6 +168,10 @@ async def test_rate_limit_per_token(
     project = await create_project(session, owner)
     token = (await make_share(client, project, owner))["token"]
     monkeypatch.setattr(shares_settings, "SHARE_RATE_LIMIT_PER_MINUTE", 3)
+    import src.shares.service as share_service
+
+    frozen = share_service.time.time()  # one fixed window, whatever the wall clock does
+    monkeypatch.setattr(share_service.time, "time", lambda: frozen)
     statuses = [(await client.get(f"{S}/{token}")).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     limited = await client.get(f"{S}/{token}")
