@@ -14,12 +14,17 @@ blueprint = procrastinate.Blueprint()
 JOB_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)
 
 
-@blueprint.task(name="ingest_urls", pass_context=True, retry=JOB_RETRY)
+# Fetching and chunking go before embedding (priority 10 vs 0): pages reach `chunked` fast
+# during bulk intake and the vectors follow.
+INGEST_PRIORITY = 10
+
+
+@blueprint.task(name="ingest_urls", pass_context=True, retry=JOB_RETRY, priority=INGEST_PRIORITY)
 async def ingest_urls(context: procrastinate.JobContext, url_ids: list[str]) -> None:
     await pipeline.ingest_batch([uuid.UUID(u) for u in url_ids], job_id=context.job.id)
 
 
-@blueprint.task(name="run_crawl", retry=JOB_RETRY)
+@blueprint.task(name="run_crawl", retry=JOB_RETRY, priority=INGEST_PRIORITY)
 async def run_crawl(crawl_id: str) -> None:
     await pipeline.run_crawl(uuid.UUID(crawl_id))
 
