@@ -26,3 +26,105 @@ async def test_database_is_at_head(connection: AsyncConnection) -> None:
 
     current = await connection.scalar(text("SELECT version_num FROM alembic_version"))
     assert current == head_revision()
+
+
+def test_every_migration_goes_down_to_base_and_up_again_on_a_populated_database(
+    database_url: str, engine
+) -> None:
+    """In a database of its own, with rows in every table the migrations create."""
+    import asyncio
+    import concurrent.futures
+    import uuid
+
+    from sqlalchemy import make_url, text
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    from src.database import downgrade_database, upgrade_database
+
+    async def scenario() -> None:
+        name = f"projex_migrations_{uuid.uuid4().hex[:8]}"
+        admin = create_async_engine(database_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+        db = create_async_engine(url, poolclass=NullPool)
+        await upgrade_database(db)
+        async with db.begin() as conn:
+            user = await conn.scalar(
+                text(
+                    "INSERT INTO users (email, password_hash) VALUES ('m@example.com', 'x') RETURNING id"
+                )
+            )
+            project = await conn.scalar(
+                text(
+                    "INSERT INTO projects (owner_id, name, version) VALUES (:u, 'p', 1) RETURNING id"
+                ),
+                {"u": user},
+            )
+            url_id = await conn.scalar(
+                text(
+                    "INSERT INTO urls (project_id, url) VALUES (:p, 'https://e.example/') RETURNING id"
+                ),
+                {"p": project},
+            )
+            chunk = await conn.scalar(
+                text(
+                    "INSERT INTO chunks (project_id, url_id, ordinal, text, headings, char_start, char_end,"
+                    " token_count, content_hash) VALUES (:p, :u, 0, 'hello', '{}', 0, 5, 1, 'h') RETURNING id"
+                ),
+                {"p": project, "u": url_id},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO embeddings (chunk_id, model, project_id, embedding) "
+                    "VALUES (:c, 'hashing-v1-384', :p, CAST(:v AS vector))"
+                ),
+                {"c": chunk, "p": project, "v": "[" + ",".join(["0.1"] * 384) + "]"},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO shares (project_id, name, token_hash, prefix, scopes) "
+                    "VALUES (:p, 's', 'h', 'pjs_x', '{read}')"
+                ),
+                {"p": project},
+            )
+        await downgrade_database(db, "base")
+        async with db.connect() as conn:
+            left = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                )
+            )
+        assert left == 0
+        await upgrade_database(db)
+        async with db.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM users")) == 0
+        await db.dispose()
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE "{name}"'))
+        await admin.dispose()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # its own event loop
+        pool.submit(asyncio.run, scenario()).result()
+
+
+def test_production_downgrade_needs_the_flag() -> None:
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "src.cli", "migrate", "--downgrade", "base"],
+        env={
+            **os.environ,
+            "ENVIRONMENT": "production",
+            "SECRET_KEY": "p" * 40,
+            "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "without --allow-downgrade" in result.stderr
