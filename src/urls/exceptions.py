@@ -1,4 +1,4 @@
-from src.exceptions import NotFound
+from src.exceptions import Conflict, NotFound
 
 
 class UrlNotFound(NotFound):
@@ -14,3 +14,8 @@ class SnapshotNotFound(NotFound):
 class CrawlNotFound(NotFound):
     code = "crawl_not_found"
     title = "Crawl not found"
+
+
+class NotFetchable(Conflict):
+    code = "not_fetchable"
+    title = "Pushed documents and vectors have no page to fetch"

@@ -84,6 +84,7 @@ _CLAIM = text(
       lease_expires_at = now() + make_interval(secs => :lease)
     FROM projects p
     WHERE u.id = ANY(:ids) AND p.id = u.project_id AND p.deleted_at IS NULL
+      AND u.source IN ('api', 'crawl')
       AND (u.claim_job_id IS NULL OR u.claim_job_id = :job_id OR u.lease_expires_at < now()
            OR NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
                           WHERE j.id = u.claim_job_id AND j.status = 'doing'))

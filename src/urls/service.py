@@ -14,7 +14,7 @@ from src.projects.schemas import ProjectSettings
 from src.projects.service import ProjectAccess
 from src.urls.config import fetch_settings
 from src.urls.constants import CrawlStatus, UrlSource, UrlStatus
-from src.urls.exceptions import CrawlNotFound, SnapshotNotFound, UrlNotFound
+from src.urls.exceptions import CrawlNotFound, NotFetchable, SnapshotNotFound, UrlNotFound
 from src.urls.models import Crawl, Url
 from src.urls.schemas import (
     CrawlCounts,
@@ -29,6 +29,7 @@ from src.urls.utils import UrlRejected, check_intake
 from src.worker import after_commit, defer_after_commit, defer_many_after_commit
 
 INGEST_TASK = "urls:ingest_urls"
+FETCHED_SOURCES = (UrlSource.API.value, UrlSource.CRAWL.value)
 CRAWL_TASK = "urls:run_crawl"
 
 
@@ -204,15 +205,18 @@ async def delete_url(*, session: AsyncSession, access: ProjectAccess, url_id: uu
 async def refetch_url(
     *, session: AsyncSession, access: ProjectAccess, url_id: uuid.UUID
 ) -> UrlRead:
-    """Queue a fetch now. A page that did not change keeps its status and costs no re-chunking."""
-    found = await session.scalar(
-        update(Url)
-        .where(Url.id == url_id, Url.project_id == access.project.id)
-        .values(error_code=None, error_message=None)
-        .returning(Url.id)
+    """Queue a fetch now. A page that did not change keeps its status and costs no re-chunking.
+    Pushed documents and vectors have nothing to fetch (409 `not_fetchable`)."""
+    source = await session.scalar(
+        select(Url.source).where(Url.id == url_id, Url.project_id == access.project.id)
     )
-    if found is None:
+    if source is None:
         raise UrlNotFound()
+    if source not in FETCHED_SOURCES:
+        raise NotFetchable()
+    await session.execute(
+        update(Url).where(Url.id == url_id).values(error_code=None, error_message=None)
+    )
     enqueue_ingest(session, [url_id])
     return await get_url(session=session, access=access, url_id=url_id)
 

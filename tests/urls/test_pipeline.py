@@ -347,3 +347,19 @@ async def test_broken_sitemap_fails_the_crawl(pages, committed) -> None:
             await s.scalar(select(func.count()).select_from(Url).where(Url.crawl_id == crawl.id))
             == 0
         )
+
+
+async def test_pushed_rows_are_never_fetched(pages, committed) -> None:
+    pages.routes["/doc"] = respond(200, page("Doc", *SECTIONS))
+    _, project = await committed.user_and_project()
+    async with transaction() as s:
+        url_id = await s.scalar(
+            text(
+                "INSERT INTO urls (project_id, url, source, status, external_id) "
+                "VALUES (:p, :u, 'document', 'ready', 'ext-1') RETURNING id"
+            ),
+            {"p": project.id, "u": pages.url("/doc")},
+        )
+    assert await pipeline.ingest_url(url_id) == "skipped"
+    assert pages.hits.get("/doc") is None
+    assert (await url_row(url_id)).status == "ready"

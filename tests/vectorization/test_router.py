@@ -331,3 +331,22 @@ async def test_changing_the_model_queues_a_reembedding_job(
         json={"settings": {"embedding": {"provider": "nope"}}},
     )
     assert bad.status_code == 422
+
+
+async def test_pushed_documents_are_not_refetched(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    owner = await create_user(session)
+    project = await create_project(session, owner)
+    pushed = await client.post(
+        f"{P}/{project.id}/documents",
+        headers=bearer(owner),
+        json={
+            "documents": [
+                {"external_id": "d", "url": "https://example.com/d", "text": "hello world"}
+            ]
+        },
+    )
+    url_id = pushed.json()["items"][0]["url_id"]
+    response = await client.post(f"{P}/{project.id}/urls/{url_id}/refetch", headers=bearer(owner))
+    assert response.status_code == 409 and response.json()["code"] == "not_fetchable"
