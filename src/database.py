@@ -155,7 +155,10 @@ async def transaction(
             raise
         else:
             for callback in session.info.pop("after_commit", []):
-                await callback()  # e.g. enqueue jobs for rows that now exist
+                try:
+                    await callback()  # e.g. enqueue jobs for rows that now exist
+                except Exception as exc:  # the commit stands; the reconciler/purge catch up
+                    log.error("after_commit.failed", error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 def _drop_after_commit(session: AsyncSession) -> None:
