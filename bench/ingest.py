@@ -43,6 +43,29 @@ def extraction_rate(files: list[Path]) -> float:
     return len(bodies) / (time.perf_counter() - started)
 
 
+def report_model_rate(files: list[Path], seconds: float, args: argparse.Namespace) -> None:
+    """End-to-end chunks/s against the bare model's encode rate on the same chunks."""
+    from src.chunks.chunker import chunk_document
+    from src.vectorization.providers import make_provider
+
+    texts = [
+        c.text
+        for f in files
+        for c in chunk_document(extract_html(f.read_bytes()), chunk_size=400, chunk_overlap=60)
+    ]
+    provider = make_provider("sentence-transformers")
+    provider.embed_sync(texts[:64])  # load and warm
+    started = time.perf_counter()
+    provider.model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+    encode_rate = len(texts) / (time.perf_counter() - started)
+    rate = len(texts) / seconds
+    print(f"pages={len(files)} chunks={len(texts)} seconds={seconds:.2f} until={args.until}")
+    print(
+        f"chunks_per_s={rate:.1f} encode_only_chunks_per_s={encode_rate:.1f} "
+        f"ratio={rate / encode_rate:.2f}"
+    )
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """user+system CPU of processes (and their reaped children), from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -186,6 +209,9 @@ def main() -> None:
         httpd.shutdown()
 
     print(f"logs in {tmp}", file=sys.stderr)
+    if args.provider == "sentence-transformers":
+        report_model_rate(files, seconds, args)
+        return
     rate = len(urls) / seconds
     print(
         f"workers={args.workers} concurrency={args.concurrency} failed={failed} until={args.until}"

@@ -153,6 +153,24 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
     print(f"{'created' if created else 'promoted'} admin {stored_email}", file=sys.stderr)
 
 
+async def warm_up_embedder() -> None:
+    """Load the default embedding provider before taking jobs (a local model takes seconds
+    to load; a misconfigured provider is reported now, not in the first job)."""
+    from src.vectorization.config import vectorization_settings as vs
+    from src.vectorization.exceptions import ProviderUnavailable
+    from src.vectorization.providers import get_provider
+
+    if vs.EMBEDDING_PROVIDER not in ("hashing", "sentence-transformers"):
+        return  # remote providers: nothing to load, and no call is spent on a probe
+    try:
+        provider = await asyncio.to_thread(
+            get_provider, vs.EMBEDDING_PROVIDER, vs.EMBEDDING_MODEL, vs.EMBEDDING_DIMENSIONS
+        )
+        await provider.embed(["warm-up"])
+    except ProviderUnavailable as exc:
+        print(f"projex: embedding provider not usable: {exc}", file=sys.stderr)
+
+
 def cmd_worker(args: argparse.Namespace) -> None:
     from src import worker
     from src.database import dispose_engine, init_engine, resolve_database_url
@@ -169,6 +187,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
         url = resolve_database_url(settings)
         init_engine(url, settings, durable_commits=False)
         await worker.open_queue(url)
+        await warm_up_embedder()
         print("Projex worker ready", file=sys.stderr, flush=True)
         try:
             await worker.run_worker(concurrency=args.concurrency)

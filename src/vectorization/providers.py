@@ -208,7 +208,13 @@ class SentenceTransformersProvider:
             ) from exc
         name = model or settings.EMBEDDING_MODEL or DEFAULT_LOCAL_MODEL
         self.model = SentenceTransformer(local_model_path(name), device="cpu")
-        self.dimensions = int(self.model.get_sentence_embedding_dimension())
+        dimension = getattr(self.model, "get_embedding_dimension", None) or (
+            self.model.get_sentence_embedding_dimension
+        )
+        self.dimensions = int(dimension())
+        # One encode at a time per process: torch already spreads a batch over the cores,
+        # and concurrent encodes only fight over them.
+        self._lock = asyncio.Lock()
         self.model_id = f"st:{name.rsplit('/', 1)[-1]}:{self.dimensions}"
         self.batch_size = settings.EMBEDDING_BATCH_SIZE
 
@@ -223,7 +229,8 @@ class SentenceTransformersProvider:
         return vectors.astype(np.float32).tolist()
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        return await asyncio.to_thread(self.embed_sync, texts)
+        async with self._lock:
+            return await asyncio.to_thread(self.embed_sync, texts)
 
 
 # --- factory -------------------------------------------------------------------------------
