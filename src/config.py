@@ -43,6 +43,7 @@ class Settings(ProjexSettings):
         default_factory=lambda: ["http://localhost:5173", "http://127.0.0.1:5173"]
     )
     SERVE_WITH_WORKER: bool = True
+    METRICS_TOKEN: SecretStr | None = None  # set: GET /metrics needs `Bearer <token>`
     MAX_BODY_BYTES: int = Field(default=10 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024)
     TRUSTED_PROXIES: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

@@ -25,6 +25,8 @@ from src.middleware import REQUEST_ID_HEADER, BodyGuardMiddleware, RequestIdMidd
 from src.projects.router import router as projects_router
 from src.shares.router import router as shares_router
 from src.system import service as system_service
+from src.system.metrics import MetricsMiddleware
+from src.system.router import metrics_router
 from src.system.router import router as system_router
 from src.urls.router import router as urls_router
 from src.users.router import router as users_router
@@ -134,6 +136,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     )
     register_exception_handlers(app)
     app.include_router(api_router())
+    app.include_router(metrics_router)
     mount_docs(app)
 
     # Last added runs first: request id wraps everything, so every answer carries it.
@@ -152,6 +155,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         max_age=600,
     )
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(MetricsMiddleware)
     return app
 
 

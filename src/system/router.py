@@ -1,15 +1,21 @@
 """Health, readiness and version. Public: orchestrators call them without credentials."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
 
 from src.config import get_settings
-from src.database import SessionDep
-from src.system import service
+from src.database import EngineDep, SessionDep
+from src.exceptions import NotAuthenticated
+from src.log import get_logger
+from src.system import metrics, service
 from src.system.dependencies import ReadinessChecks
 from src.system.exceptions import NotReady
 from src.system.schemas import Liveness, Readiness, VersionRead
 
+log = get_logger(__name__)
 router = APIRouter(prefix="/system", tags=["system"])
+MetricsAuth = Annotated[str | None, Header(alias="Authorization")]
 
 
 @router.get("/health/live", response_model=Liveness)
@@ -46,3 +52,20 @@ async def get_version(session: SessionDep) -> VersionRead:
         commit=service.git_commit(settings.GIT_COMMIT),
         **versions,
     )
+
+
+metrics_router = APIRouter(tags=["system"])
+
+
+@metrics_router.get("/metrics", include_in_schema=False)
+async def get_metrics(engine: EngineDep, authorization: MetricsAuth = None) -> Response:
+    """Prometheus text format (public unless METRICS_TOKEN is set)."""
+    token = get_settings().METRICS_TOKEN
+    if token is not None and authorization != f"Bearer {token.get_secret_value()}":
+        raise NotAuthenticated("metrics need the METRICS_TOKEN bearer token")
+    try:
+        await metrics.refresh_database_gauges(engine)
+    except Exception as exc:  # scrapes still answer with the process metrics
+        log.warning("metrics.database_gauges_failed", error=type(exc).__name__)
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)

@@ -9,6 +9,7 @@ import asyncio
 import fnmatch
 import gzip
 import hashlib
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from src.log import get_logger
 from src.projects.config import projects_settings
 from src.projects.models import Project
 from src.projects.schemas import ProjectSettings
+from src.system import metrics
 from src.urls import service as urls_service
 from src.urls.config import fetch_settings
 from src.urls.constants import CrawlStatus, UrlSource, UrlStatus
@@ -220,17 +222,19 @@ async def ingest_batch(
     if not claims:
         return outcomes
     fetcher = get_fetcher()
-    fetched = await asyncio.gather(
-        *(
-            fetcher.fetch(
+
+    async def timed_fetch(c: Claim) -> FetchResult:
+        started = time.perf_counter()
+        try:
+            return await fetcher.fetch(
                 c.url,
                 etag=c.etag if c.has_content else None,
                 last_modified=c.last_modified if c.has_content else None,
             )
-            for c in claims
-        ),
-        return_exceptions=True,
-    )
+        finally:
+            metrics.FETCH_LATENCY.observe(time.perf_counter() - started)
+
+    fetched = await asyncio.gather(*(timed_fetch(c) for c in claims), return_exceptions=True)
     errors: list[dict] = []
     unchanged: list[dict] = []
     retries: list[tuple[uuid.UUID, float]] = []
@@ -240,6 +244,7 @@ async def ingest_batch(
             final = not result.transient or claim.attempts >= fetch_settings.INGEST_MAX_ATTEMPTS
             errors.append(_error_row(claim, result, final=final))
             outcomes[claim.id] = "failed" if final else "retry"
+            metrics.FETCHES.labels(result.code).inc()
             if not final:
                 retries.append((claim.id, _retry_delay(claim.attempts, result.retry_after)))
             log.info(
@@ -263,11 +268,17 @@ async def ingest_batch(
                 }
             )
             outcomes[claim.id] = "unchanged"
+            metrics.FETCHES.labels("unchanged").inc()
         else:
             to_prepare.append((claim, result, hashlib.sha256(result.body).hexdigest()))
+            metrics.FETCHES.labels("ok").inc()
 
     prepared: list[Prepared] = []
-    for item in await asyncio.to_thread(_prepare, to_prepare) if to_prepare else []:
+    started = time.perf_counter()
+    ready = await asyncio.to_thread(_prepare, to_prepare) if to_prepare else []
+    if to_prepare:
+        metrics.EXTRACT_LATENCY.observe(time.perf_counter() - started)
+    for item in ready:
         if isinstance(item, Prepared):
             prepared.append(item)
         else:
@@ -305,9 +316,10 @@ async def ingest_batch(
             )
             outcomes[p.claim.id] = "skipped"
         prepared = [p for p in prepared if p.claim.id in live]
-        await chunks_service.replace_chunks_many(
+        diff = await chunks_service.replace_chunks_many(
             session=session, items=[(p.claim.project_id, p.claim.id, p.drafts) for p in prepared]
         )
+        metrics.CHUNKS_WRITTEN.inc(len(diff.inserted))
         rows = [
             {
                 "b_id": p.claim.id,

@@ -17,6 +17,7 @@ from src.log import get_logger
 from src.pagination import LimitOffset, Page
 from src.projects.models import Project
 from src.projects.service import ProjectAccess
+from src.system import metrics
 from src.urls.models import Url
 from src.vectorization import providers
 from src.vectorization.config import vectorization_settings
@@ -184,6 +185,8 @@ async def embed_chunks(
                     for (cid, _, pid), v in zip(part, vectors, strict=True)
                 ],
             )
+        metrics.EMBEDDINGS_WRITTEN.labels(provider.model_id).inc(len(part))
+        metrics.EMBED_LATENCY.labels(provider.name).observe(time.perf_counter() - started)
         log.info(
             "embeddings.stored",
             provider=provider.name,
