@@ -86,3 +86,32 @@ async def test_sigkill_mid_job_then_another_worker_finishes(
                     proc.wait(20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+async def test_sigterm_lets_the_running_job_finish(pages, committed, queue, database_url) -> None:
+    def slow(req) -> None:
+        time.sleep(3)
+        respond(200, page("Slow", ("One", "slow section " * 60)))(req)
+
+    pages.routes["/slow"] = slow
+    _, project = await committed.user_and_project(chunk_size=128, chunk_overlap=16)
+    proc = start_worker(database_url)
+    try:
+        (url_id,) = await committed.add_urls(project, [pages.url("/slow")])
+
+        async def fetching() -> bool:
+            return pages.hits.get("/slow", 0) >= 1
+
+        await wait_for(fetching, 30)
+        proc.send_signal(
+            signal.SIGTERM
+        )  # mid-fetch: the worker stops taking jobs, finishes this one
+        out, _ = proc.communicate(timeout=40)
+        assert proc.returncode == 0, out
+        async with transaction() as s:
+            row = await s.get(Url, url_id)
+        assert row.status in ("chunked", "ready") and row.claim_job_id is None
+        assert pages.hits["/slow"] == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
