@@ -188,6 +188,12 @@ def cmd_worker(args: argparse.Namespace) -> None:
         init_engine(url, settings, durable_commits=False)
         await worker.open_queue(url)
         await warm_up_embedder()
+        if args.metrics_port:
+            from prometheus_client import start_http_server
+
+            from src.system.metrics import REGISTRY
+
+            start_http_server(args.metrics_port, addr=args.metrics_host, registry=REGISTRY)
         print("Projex worker ready", file=sys.stderr, flush=True)
         try:
             await worker.run_worker(concurrency=args.concurrency)
@@ -229,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="jobs run at once (default WORKER_CONCURRENCY)",
     )
+    work.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve this worker's Prometheus metrics on this port",
+    )
+    work.add_argument("--metrics-host", default="127.0.0.1")
 
     migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade)")
     migrate.add_argument("--revision", default="head")

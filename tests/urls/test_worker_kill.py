@@ -18,7 +18,7 @@ from tests.pages import page, respond, sequence
 pytestmark = pytest.mark.slow
 
 
-def start_worker(database_url: str) -> subprocess.Popen:
+def start_worker(database_url: str, *extra: str) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -95,7 +95,10 @@ async def test_sigterm_lets_the_running_job_finish(pages, committed, queue, data
 
     pages.routes["/slow"] = slow
     _, project = await committed.user_and_project(chunk_size=128, chunk_overlap=16)
-    proc = start_worker(database_url)
+    from tests.test_serve import free_port
+
+    metrics_port = free_port()
+    proc = start_worker(database_url, "--metrics-port", str(metrics_port))
     try:
         (url_id,) = await committed.add_urls(project, [pages.url("/slow")])
 
