@@ -144,7 +144,7 @@ def main() -> None:
     try:
         wait_ready(base)
         for _ in range(args.workers):
-            log = open(tmp / f"worker-{len(procs)}.log", "w")  # noqa: SIM115
+            log = open(tmp / f"worker-{len(procs)}.log", "w")
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "src.cli", "worker"],

@@ -131,7 +131,7 @@ def main() -> None:
         [sys.executable, "-m", "src.cli", "serve", "--port", str(port), "--no-worker"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "api.log", "w"),  # noqa: SIM115
+        stderr=open(tmp / "api.log", "w"),
     )
     try:
         base = f"http://127.0.0.1:{port}"

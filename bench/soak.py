@@ -1,0 +1,175 @@
+"""Soak: ingestion + search load for a fixed time against `projex serve --no-worker` and one
+`projex worker`, sampling each process's RSS every 10 s. Prints start/peak/end RSS per
+process, request and error counts; last line:
+
+    api_rss_mb=start/peak/end worker_rss_mb=start/peak/end requests=… errors=…
+
+Usage: uv run python bench/soak.py [--seconds 600] [--searchers 4]
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.corpus import manual_dir, pages, serve
+from bench.ingest import free_port, wait_ready
+
+WORDS = [
+    "index",
+    "vacuum",
+    "replication",
+    "backup",
+    "query",
+    "plan",
+    "join",
+    "table",
+    "column",
+    "trigger",
+    "function",
+]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def run(args: argparse.Namespace) -> None:
+    directory = manual_dir()
+    files = pages(directory)
+    httpd, origin = serve(directory)
+    tmp = Path(tempfile.mkdtemp(prefix="projex-soak-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "EMBEDDED_DATA_DIR": str(tmp / "pg"),
+        "STORAGE_URL": f"file://{tmp}/objects",
+        "FETCH_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "FETCH_ALLOWED_PORTS": origin.rsplit(":", 1)[1],
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_POOL_SIZE": "5",
+        "DATABASE_MAX_OVERFLOW": "5",
+    }
+    env.pop("DATABASE_URL", None)
+    api = subprocess.Popen(
+        [sys.executable, "-m", "src.cli", "serve", "--port", str(port), "--no-worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "api.log", "w"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "src.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "worker.log", "w"),
+    )
+    counts = {"requests": 0, "errors": 0}
+    samples: dict[str, list[float]] = {"api": [], "worker": []}
+    try:
+        client = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=60)
+        creds = {"email": "soak@example.com", "password": "soak test password"}
+        await client.post("/auth/register", json=creds)
+        token = (
+            await client.post(
+                "/auth/login", data={"username": creds["email"], "password": creds["password"]}
+            )
+        ).json()
+        client.headers["Authorization"] = f"Bearer {token['access_token']}"
+        deadline = time.monotonic() + args.seconds
+
+        async def call(method: str, url: str, **kw) -> httpx.Response | None:
+            counts["requests"] += 1
+            try:
+                response = await client.request(method, url, **kw)
+            except httpx.TransportError:
+                counts["errors"] += 1
+                return None
+            if response.status_code >= 500:
+                counts["errors"] += 1
+            return response
+
+        async def ingester() -> None:
+            round_ = 0
+            while time.monotonic() < deadline:
+                project = (await call("POST", "/projects", json={"name": f"soak {round_}"})).json()[
+                    "id"
+                ]
+                chunk = files[(round_ * 150) % len(files) :][:150]
+                await call(
+                    "POST",
+                    f"/projects/{project}/urls",
+                    json={"urls": [f"{origin}/{f.name}" for f in chunk]},
+                )
+                round_ += 1
+                await asyncio.sleep(20)
+
+        async def searcher() -> None:
+            while time.monotonic() < deadline:
+                listed = await call("GET", "/projects?limit=5")
+                items = (
+                    listed.json()["items"]
+                    if listed is not None and listed.status_code == 200
+                    else []
+                )
+                for item in items[:2]:
+                    await call(
+                        "POST",
+                        f"/projects/{item['id']}/search",
+                        json={"query": " ".join(random.choices(WORDS, k=4))},
+                    )
+                await asyncio.sleep(0.2)
+
+        async def sampler() -> None:
+            while time.monotonic() < deadline:
+                samples["api"].append(rss_mb(api.pid))
+                samples["worker"].append(rss_mb(worker.pid))
+                await asyncio.sleep(10)
+
+        await asyncio.gather(ingester(), sampler(), *(searcher() for _ in range(args.searchers)))
+        await client.aclose()
+    finally:
+        for proc in (worker, api):
+            proc.terminate()
+            proc.wait(30)
+        httpd.shutdown()
+    pool_errors = sum(
+        (tmp / name).read_text().count("QueuePool limit") for name in ("api.log", "worker.log")
+    )
+    print("rss samples (MB): api=" + ",".join(f"{x:.0f}" for x in samples["api"]))
+    print("rss samples (MB): worker=" + ",".join(f"{x:.0f}" for x in samples["worker"]))
+    print(f"pool_exhaustion_errors={pool_errors}")
+
+    def fmt(xs: list[float]) -> str:
+        return f"{xs[0]:.0f}/{max(xs):.0f}/{xs[-1]:.0f}"
+
+    print(
+        f"api_rss_mb={fmt(samples['api'])} worker_rss_mb={fmt(samples['worker'])} "
+        f"requests={counts['requests']} errors={counts['errors']}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=600)
+    parser.add_argument("--searchers", type=int, default=4)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
