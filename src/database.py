@@ -175,6 +175,11 @@ async def get_session() -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+def escape_like(value: str) -> str:
+    """A user's text as a literal inside LIKE/ILIKE patterns (no wildcards of its own)."""
+    return value.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+
+
 DOMAINS_WITH_MODELS: tuple[str, ...] = (
     "users",
     "auth",

@@ -70,10 +70,6 @@ async def close_queue() -> None:
     _open = False
 
 
-def queue_is_open() -> bool:
-    return _open
-
-
 AfterCommit = Callable[[], Awaitable[None]]
 
 

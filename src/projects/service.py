@@ -13,6 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from src.auth.schemas import Principal
 from src.chunks.models import Chunk
+from src.database import escape_like
 from src.exceptions import PreconditionFailed
 from src.pagination import LimitOffset, Page
 from src.projects.config import projects_settings
@@ -184,7 +185,7 @@ async def list_projects(
 ) -> Page[ProjectRead]:
     query = _visible_projects(principal)
     if params.q:
-        query = query.where(Project.name.ilike("%" + _escape_like(params.q) + "%"))
+        query = query.where(Project.name.ilike("%" + escape_like(params.q) + "%"))
     if params.role is not None:
         query = query.where(ProjectMember.role == params.role.value)
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
@@ -197,10 +198,6 @@ async def list_projects(
     return Page(
         items=[_read_model(r) for r in rows], total=total or 0, limit=page.limit, offset=page.offset
     )
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
 
 
 # --- writes --------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,10 +49,6 @@ def _read(share: Share) -> ShareRead:
         last_used_at=share.last_used_at,
         revoked=share.revoked_at is not None,
     )
-
-
-def active_filter():
-    return projects_service.shares_active_filter()
 
 
 async def create_share(
@@ -179,7 +175,11 @@ _RESOLVE = (
         Project.search_model,
     )
     .join(Project, Project.id == Share.project_id)
-    .where(Share.token_hash == text(":h"), Project.deleted_at.is_(None), active_filter())
+    .where(
+        Share.token_hash == text(":h"),
+        Project.deleted_at.is_(None),
+        projects_service.shares_active_filter(),
+    )
 )
 
 
@@ -286,7 +286,3 @@ async def shared_chunks(
     return await chunks_service.list_chunks(
         session=session, project_id=share.project_id, params=params, page=page
     )
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.aws import service as storage
 from src.chunks.models import Chunk
+from src.database import escape_like
 from src.pagination import LimitOffset, Page
 from src.projects.schemas import ProjectSettings
 from src.projects.service import ProjectAccess
@@ -152,10 +153,6 @@ def _read(row: Any) -> UrlRead:
     )
 
 
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
-
-
 async def list_urls(
     *, session: AsyncSession, access: ProjectAccess, params: UrlListParams, page: LimitOffset
 ) -> Page[UrlRead]:
@@ -163,7 +160,7 @@ async def list_urls(
     if params.status is not None:
         filters.append(Url.status == params.status.value)
     if params.q:
-        like = f"%{_escape_like(params.q)}%"
+        like = f"%{escape_like(params.q)}%"
         filters.append(or_(Url.url.ilike(like), Url.title.ilike(like)))
     total = await session.scalar(select(func.count()).select_from(Url).where(*filters))
     rows = await session.execute(

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.auth import utils as auth_utils
+from src.database import escape_like
 from src.pagination import LimitOffset, Page
 from src.users.constants import Role
 from src.users.exceptions import CannotModifySelf, EmailTaken, InvalidCurrentPassword
@@ -75,7 +76,7 @@ async def list_users(
 ) -> Page[UserRead]:
     query = select(User)
     if params.q:
-        like = "%" + params.q.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
+        like = "%" + escape_like(params.q) + "%"
         query = query.where(or_(User.email.ilike(like), User.full_name.ilike(like)))
     if params.role is not None:
         query = query.where(User.role == params.role.value)

@@ -7,7 +7,6 @@ error (`dimension_mismatch`), never silently truncated.
 import asyncio
 import hashlib
 import itertools
-import math
 import random
 import re
 from functools import lru_cache
@@ -261,7 +260,3 @@ def make_provider(
 def get_provider(name: str, model: str | None, dimensions: int) -> EmbeddingProvider:
     """One provider instance per configuration per process (models load once)."""
     return make_provider(name, model=model, dimensions=dimensions)
-
-
-def is_finite(vector: list[float]) -> bool:
-    return all(math.isfinite(x) for x in vector)

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from src.database import escape_like
 from src.vectorization import service
 from src.vectorization.config import vectorization_settings
 from src.vectorization.constants import SearchMode
@@ -28,9 +29,7 @@ def _filters(filters: SearchFilters, params: dict[str, Any]) -> str:
         params["f_url_ids"] = filters.url_ids
         clauses.append("c.url_id = ANY(:f_url_ids)")
     if filters.url_prefix:
-        params["f_prefix"] = (
-            filters.url_prefix.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
-        )
+        params["f_prefix"] = escape_like(filters.url_prefix) + "%"
         clauses.append("u.url LIKE :f_prefix")
     if filters.metadata:
         params["f_meta"] = json.dumps(filters.metadata)

@@ -69,11 +69,6 @@ def provider_for_model(
     return providers.get_provider(name, model or None, int(dims))
 
 
-def model_dimensions(model_id: str) -> int:
-    tail = re.split(r"[-:]", model_id)[-1]
-    return int(tail)
-
-
 def index_name(model_id: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "_", model_id.lower()).strip("_")
     if len(slug) > 40:
