@@ -87,17 +87,32 @@ class FileObjectStore:
         return None  # streamed by the API instead
 
     async def delete_prefix(self, prefix: str) -> int:
-        path = Path(self._path(prefix))
+        """Every object whose key starts with `prefix`, as on S3: `a/b/` is a folder,
+        `a/b/c.` the entries of `a/b` named `c.…`."""
+        path = self._path(prefix)
+        if prefix.endswith("/") or not prefix:
+            parent, start = path, ""
+        else:
+            parent, start = os.path.dirname(path), os.path.basename(path)
         self._made.clear()
 
         def remove() -> int:
-            if not path.exists():
+            count = 0
+            try:
+                entries = list(os.scandir(parent))
+            except (FileNotFoundError, NotADirectoryError):
                 return 0
-            count = sum(1 for p in path.rglob("*") if p.is_file()) if path.is_dir() else 1
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+            for entry in entries:
+                if not entry.name.startswith(start):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    count += sum(len(files) for _, _, files in os.walk(entry.path))
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+                    count += 1
+            if not start:
+                shutil.rmtree(parent, ignore_errors=True)
             return count
 
         return await asyncio.to_thread(remove)

@@ -18,15 +18,13 @@ SENTENCE = re.compile(r"(?<=[.!?;:])\s+(?=\S)")
 CONTEXT_SEPARATOR = " › "
 
 
-WORD = re.compile(r"\w+", re.UNICODE)
-LONG_WORD = re.compile(r"\w{7,}", re.UNICODE)
-PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
+# One token per started run of 6 word characters, one per punctuation mark: a word of n
+# characters costs 1 + (n - 1) // 6.
+TOKEN = re.compile(r"\w{1,6}|[^\w\s]", re.UNICODE)
 
 
 def count_tokens(text: str) -> int:
-    words = len(WORD.findall(text))
-    extra = sum((len(w) - 1) // 6 for w in LONG_WORD.findall(text))
-    return words + extra + len(PUNCT.findall(text))
+    return len(TOKEN.findall(text))
 
 
 def _word_cost(word: str) -> int:

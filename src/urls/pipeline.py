@@ -288,15 +288,14 @@ async def ingest_batch(
 
     store = storage.get_store()
     keys: dict[uuid.UUID, tuple[str, str]] = {}
-    puts = []
+    puts: list[tuple[str, bytes, str]] = []
     for p in prepared:
         prefix = urls_service.snapshot_prefix(p.claim.project_id, p.claim.id)
         keys[p.claim.id] = (f"{prefix}{p.body_hash}.raw", f"{prefix}{p.body_hash}.txt")
-        puts.append(store.put(keys[p.claim.id][0], p.result.body, p.result.content_type))
-        puts.append(
-            store.put(keys[p.claim.id][1], p.extracted.text.encode(), "text/plain; charset=utf-8")
-        )
-    await asyncio.gather(*puts)
+        puts.append((keys[p.claim.id][0], p.result.body, p.result.content_type))
+        puts.append((keys[p.claim.id][1], p.extracted.text.encode(), "text/plain; charset=utf-8"))
+    if puts:
+        await store.put_many(puts)
 
     async with transaction() as session:
         live = set(

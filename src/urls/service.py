@@ -39,7 +39,10 @@ def url_lock(url_id: uuid.UUID) -> str:
 
 
 def snapshot_prefix(project_id: uuid.UUID, url_id: uuid.UUID) -> str:
-    return f"projects/{project_id}/urls/{url_id}/"
+    """Every object of a URL starts with this: `<prefix><content hash>.raw|.txt`. One flat
+    folder per project (no directory per URL: creating one cost the file store more than
+    writing both files)."""
+    return f"projects/{project_id}/urls/{url_id}."
 
 
 def enqueue_ingest(

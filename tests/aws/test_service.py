@@ -44,6 +44,17 @@ async def exercise(store) -> None:
     with pytest.raises(ObjectNotFound):
         await store.get("projects/p1/urls/u1/abc.raw")
     assert await store.get("projects/p1/urls/u2/def.raw") == b"other"
+    # string prefixes, as S3 has them: `u3.` is not `u30.`
+    await store.put("projects/p1/urls/u3.abc.raw", b"3", "text/html")
+    await store.put("projects/p1/urls/u3.abc.txt", b"3", "text/plain")
+    await store.put("projects/p1/urls/u30.abc.raw", b"30", "text/html")
+    assert await store.delete_prefix("projects/p1/urls/u3.") == 2
+    assert await store.delete_prefix("projects/p1/urls/u3.") == 0
+    assert await store.get("projects/p1/urls/u30.abc.raw") == b"30"
+    assert await store.delete_prefix("projects/p1/") == 2
+    with pytest.raises(ObjectNotFound):
+        await store.get("projects/p1/urls/u2/def.raw")
+    assert await store.delete_prefix("projects/nothing/") == 0
 
 
 async def test_file_store(tmp_path) -> None:

@@ -12,6 +12,7 @@ from src.chunks.chunker import chunk_document
 from src.chunks.models import Chunk
 from src.urls.extract import extract_text
 from src.urls.models import Url
+from src.urls.service import snapshot_prefix
 from tests.factories import add_member, bearer, create_api_key, create_project, create_user
 
 P = "/api/v1/projects"
@@ -132,7 +133,7 @@ async def test_list_filter_get_and_delete(client: httpx.AsyncClient, session: As
     first = uuid.UUID(added[0]["id"])
     url = await session.get(Url, first)
     url.status, url.title = "chunked", "Index Types"
-    url.snapshot_key = f"projects/{project.id}/urls/{first}/h.raw"
+    url.snapshot_key = f"{snapshot_prefix(project.id, first)}h.raw"
     await session.commit()
     await get_store().put(url.snapshot_key, b"<p>snap</p>", "text/html")
     await seed_chunks(session, project.id, first, "Alpha beta gamma.\n\nDelta epsilon.")
@@ -186,7 +187,7 @@ async def test_list_filter_get_and_delete(client: httpx.AsyncClient, session: As
     from src.aws.exceptions import ObjectNotFound
 
     with pytest.raises(ObjectNotFound):
-        await get_store().get(f"projects/{project.id}/urls/{first}/h.raw")
+        await get_store().get(f"{snapshot_prefix(project.id, first)}h.raw")
 
 
 async def test_other_projects_urls_are_404(
