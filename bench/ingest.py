@@ -172,12 +172,12 @@ def main() -> None:
 
         urls = [f"{origin}/{f.name}" for f in files]
         groups = {
-            "workers": [p.pid for p in procs[1:]],
-            "api": [procs[0].pid],
-            "postgres": postgres_pids(),
-            "bench+pages": [os.getpid()],
+            "workers": lambda: [p.pid for p in procs[1:]],
+            "api": lambda: [procs[0].pid],
+            "postgres": postgres_pids,  # backends forked during the run count from zero
+            "bench+pages": lambda: [os.getpid()],
         }
-        cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+        cpu_before = {pid: cpu_seconds([pid]) for pids in groups.values() for pid in pids()}
         started = time.perf_counter()
         for i in range(0, len(urls), 1000):
             api.post(
@@ -192,7 +192,10 @@ def main() -> None:
             time.sleep(0.2)
         seconds = time.perf_counter() - started
         failed = stats["failed"]
-        cpu = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in groups.items()}
+        cpu = {
+            name: sum(cpu_seconds([pid]) - cpu_before.get(pid, 0.0) for pid in pids())
+            for name, pids in groups.items()
+        }
         print(
             "cpu ms per page: "
             + " ".join(f"{name}={1000 * value / len(urls):.2f}" for name, value in cpu.items()),
