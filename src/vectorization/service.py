@@ -2,6 +2,7 @@
 
 import hashlib
 import re
+import struct
 import time
 import uuid
 from collections.abc import Sequence
@@ -104,47 +105,58 @@ async def ensure_index(model_id: str, dimensions: int) -> None:
 # --- storing vectors ---------------------------------------------------------------------------
 
 
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_COPY_TRAILER = struct.pack("!h", -1)
+
+
+def _copy_payload(rows: Sequence[dict[str, Any]]) -> bytes:
+    """PostgreSQL binary COPY data for `(chunk_id uuid, model text, project_id uuid,
+    embedding vector)` rows. Encoded here (pgvector's binary form: int16 dimensions, int16
+    unused, big-endian float4s), so the connection needs no vector codec and asyncpg no type
+    introspection round trips."""
+    parts = [_COPY_HEADER]
+    for r in rows:
+        model = r["model"].encode()
+        vector = np.asarray(r["embedding"], dtype=">f4").ravel()
+        size = vector.size
+        parts.append(
+            struct.pack("!hi16si", 4, 16, r["chunk_id"].bytes, len(model))
+            + model
+            + struct.pack("!i16sihh", 16, r["project_id"].bytes, 4 + 4 * size, size, 0)
+            + vector.tobytes()
+        )
+    parts.append(_COPY_TRAILER)
+    return b"".join(parts)
+
+
 async def store_embeddings(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Upsert `{chunk_id, model, project_id, embedding}` rows: binary COPY into a
     transaction-local staging table, then one INSERT … ON CONFLICT DO UPDATE."""
     if not rows:
         return
-    from pgvector.asyncpg import register_vector
-
     connection = await session.connection()
     # The asyncpg adapter opens its transaction with the first statement it runs: run one,
     # so the raw COPY below is part of the session's transaction.
     await connection.exec_driver_sql("SELECT 1")
     driver = (await connection.get_raw_connection()).driver_connection
-    await register_vector(driver)  # binary vector codec, for this COPY only
-    try:
-        await driver.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS embeddings_stage "
-            "(chunk_id uuid, model text, project_id uuid, embedding vector) "
-            "ON COMMIT DELETE ROWS"
-        )
-        await driver.copy_records_to_table(
-            "embeddings_stage",
-            columns=["chunk_id", "model", "project_id", "embedding"],
-            records=[
-                (
-                    r["chunk_id"],
-                    r["model"],
-                    r["project_id"],
-                    np.asarray(r["embedding"], dtype=np.float32),
-                )
-                for r in rows
-            ],
-        )
-        await driver.execute(
-            "INSERT INTO embeddings (chunk_id, model, project_id, embedding) "
-            "SELECT chunk_id, model, project_id, embedding FROM embeddings_stage "
-            "ON CONFLICT (chunk_id, model) DO UPDATE "
-            "SET embedding = EXCLUDED.embedding, created_at = now()"
-        )
-        await driver.execute("TRUNCATE embeddings_stage")
-    finally:
-        await driver.reset_type_codec("vector", schema="public")
+    await driver.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS embeddings_stage "
+        "(chunk_id uuid, model text, project_id uuid, embedding vector) "
+        "ON COMMIT DELETE ROWS"
+    )
+    await driver.copy_to_table(
+        "embeddings_stage",
+        source=memoryview(_copy_payload(rows)),  # bytes would be taken for a file path
+        columns=["chunk_id", "model", "project_id", "embedding"],
+        format="binary",
+    )
+    await driver.execute(
+        "INSERT INTO embeddings (chunk_id, model, project_id, embedding) "
+        "SELECT chunk_id, model, project_id, embedding FROM embeddings_stage "
+        "ON CONFLICT (chunk_id, model) DO UPDATE "
+        "SET embedding = EXCLUDED.embedding, created_at = now()"
+    )
+    await driver.execute("TRUNCATE embeddings_stage")
 
 
 _PENDING_CHUNKS = text(
