@@ -22,7 +22,7 @@ class ChunkDiff:
     deleted: int
 
 
-COPY_THRESHOLD = 200
+COPY_THRESHOLD = 32  # rows; below it one multi-row INSERT beats COPY's extra round trip
 _COPY_COLUMNS = [
     "id",
     "project_id",
