@@ -3,11 +3,15 @@
 Baseline, measured in the same run: bare text extraction of the same pages (read from disk,
 extract_html, one process). End to end: `projex serve --no-worker` plus N `projex worker`
 processes on a fresh embedded PostgreSQL; all pages POSTed to /urls; the clock stops when
-every URL has reached a final status. Last line:
+every URL has reached a final status. With `--until chunked` (the ingestion stage) the workers
+take the `ingestion` queue only, as dedicated ingestion workers do: the embedding jobs the
+hand-off queues are the next stage, measured by `--until ready` with workers on every queue
+(`--queue` overrides both). Last line:
 
     pages=… seconds=… pages_per_s=… extract_only_pages_per_s=… ratio=…
 
-Usage: uv run python bench/ingest.py [--workers 2] [--concurrency 8] [--limit N] [--until chunked]
+Usage: uv run python bench/ingest.py [--workers 2] [--concurrency 8] [--limit N]
+                                    [--until chunked|ready] [--queue ingestion|embedding]
 """
 
 import argparse
@@ -112,7 +116,13 @@ def main() -> None:
         "--until", choices=sorted(FINAL), default="chunked", help="status that counts as done"
     )
     parser.add_argument("--provider", default="hashing", help="EMBEDDING_PROVIDER for the run")
+    parser.add_argument(
+        "--queue",
+        action="append",
+        help="queues the workers take (repeatable); default: ingestion until chunked, else all",
+    )
     args = parser.parse_args()
+    queues = args.queue or (["ingestion"] if args.until == "chunked" else [])
 
     directory = manual_dir()
     files = pages(directory)[: args.limit or None]
@@ -147,7 +157,8 @@ def main() -> None:
             log = open(tmp / f"worker-{len(procs)}.log", "w")
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "src.cli", "worker"],
+                    [sys.executable, "-m", "src.cli", "worker"]
+                    + [arg for q in queues for arg in ("--queue", q)],
                     env=env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -217,7 +228,8 @@ def main() -> None:
         return
     rate = len(urls) / seconds
     print(
-        f"workers={args.workers} concurrency={args.concurrency} failed={failed} until={args.until}"
+        f"workers={args.workers} concurrency={args.concurrency} queues={','.join(queues) or 'all'}"
+        f" failed={failed} until={args.until}"
     )
     print(
         f"pages={len(urls)} seconds={seconds:.2f} pages_per_s={rate:.1f} "

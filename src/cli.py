@@ -54,6 +54,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         os.environ["SERVE_WITH_WORKER"] = "false"
         get_settings.cache_clear()
     settings = load_settings()
+    import src.main  # noqa: F401  every domain reads its settings here: errors before the banner
+
     host = "localhost" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
     print(
         f"Projex API on http://{host}:{args.port}  (docs: http://{host}:{args.port}/docs)",
@@ -177,9 +179,12 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     settings = load_settings()
     _configure_logging(settings.LOG_LEVEL)
+    worker.register_tasks()  # imports every domain's tasks (and settings): errors first
     concurrency = args.concurrency or worker.worker_settings.WORKER_CONCURRENCY
+    queues = args.queue or worker.worker_settings.WORKER_QUEUES
     print(
-        f"Projex worker (concurrency {concurrency}) on {describe_database(settings)}",
+        f"Projex worker (concurrency {concurrency}, queues {', '.join(queues) or 'all'})"
+        f" on {describe_database(settings)}",
         file=sys.stderr,
     )
 
@@ -187,7 +192,8 @@ def cmd_worker(args: argparse.Namespace) -> None:
         url = resolve_database_url(settings)
         init_engine(url, settings, durable_commits=False)
         await worker.open_queue(url)
-        await warm_up_embedder()
+        if worker.serves(worker.EMBEDDING_QUEUE, queues):
+            await warm_up_embedder()
         if args.metrics_port:
             from prometheus_client import start_http_server
 
@@ -196,7 +202,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
             start_http_server(args.metrics_port, addr=args.metrics_host, registry=REGISTRY)
         print("Projex worker ready", file=sys.stderr, flush=True)
         try:
-            await worker.run_worker(concurrency=args.concurrency)
+            await worker.run_worker(concurrency=args.concurrency, queues=queues)
         finally:
             await worker.close_queue()
             await dispose_engine()
@@ -213,6 +219,8 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from src.worker import QUEUES
+
     parser = argparse.ArgumentParser(prog="projex", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -234,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="jobs run at once (default WORKER_CONCURRENCY)",
+    )
+    work.add_argument(
+        "--queue",
+        action="append",
+        choices=QUEUES,
+        help="take jobs from this queue only (repeatable; default WORKER_QUEUES, else all):"
+        " ingestion = fetch, extract, chunk, crawls; embedding = vectors",
     )
     work.add_argument(
         "--metrics-port",
@@ -263,8 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    COMMANDS[args.command](args)
+    try:
+        args = build_parser().parse_args(argv)
+        COMMANDS[args.command](args)
+    except ValidationError as exc:
+        # Each domain reads its settings at import: a bad value is one line, not a traceback.
+        if not exc.title.endswith("Settings"):
+            raise
+        fail(settings_error_line(exc))
 
 
 if __name__ == "__main__":

@@ -9,16 +9,23 @@ Domain tasks live in `<domain>/tasks.py` on procrastinate Blueprints, registered
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import procrastinate
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from src.config import ProjexSettings
+from src.config import ProjexSettings, split_csv
 from src.log import get_logger
 
 log = get_logger(__name__)
+
+# Each domain's tasks run on their own queue, so stages can get dedicated workers
+# (`projex worker --queue embedding` on the machines with the model or the API quota).
+INGESTION_QUEUE = "ingestion"  # urls: fetch → snapshot → extract → chunk, crawls, upkeep
+EMBEDDING_QUEUE = "embedding"  # vectorization: embed chunks, vectorization jobs
+QUEUES = (INGESTION_QUEUE, EMBEDDING_QUEUE)
 
 
 class WorkerSettings(ProjexSettings):
@@ -28,6 +35,18 @@ class WorkerSettings(ProjexSettings):
     WORKER_SHUTDOWN_GRACE_SECONDS: float = Field(default=20.0, ge=0, le=3600)
     RECONCILE_INTERVAL_SECONDS: float = Field(default=30.0, gt=0, le=3600)
     QUEUE_POOL_MAX_SIZE: int = Field(default=8, ge=1, le=200)
+    # Queues a worker takes jobs from (comma-separated); empty = every queue.
+    WORKER_QUEUES: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    _split = field_validator("WORKER_QUEUES", mode="before")(split_csv)
+
+    @field_validator("WORKER_QUEUES")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(QUEUES))
+        if unknown:
+            raise ValueError(f"unknown queue(s) {unknown}; known: {', '.join(QUEUES)}")
+        return value
 
 
 worker_settings = WorkerSettings()
@@ -181,14 +200,27 @@ async def reconcile_loop(stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), worker_settings.RECONCILE_INTERVAL_SECONDS)
 
 
+def serves(queue: str, queues: list[str] | None = None) -> bool:
+    """Whether a worker listening to `queues` (None: WORKER_QUEUES; empty: all) runs `queue`."""
+    queues = worker_settings.WORKER_QUEUES if queues is None else queues
+    return not queues or queue in queues
+
+
 async def run_worker(
-    *, concurrency: int | None = None, install_signal_handlers: bool = True
+    *,
+    concurrency: int | None = None,
+    queues: list[str] | None = None,
+    install_signal_handlers: bool = True,
 ) -> None:
-    """Run jobs until cancelled or signalled; a reconciler loop runs beside them."""
+    """Run jobs until cancelled or signalled; a reconciler loop runs beside them.
+
+    `queues` (default WORKER_QUEUES; empty = all) limits the worker to some stages."""
+    queues = worker_settings.WORKER_QUEUES if queues is None else queues
     stop = asyncio.Event()
     reconciler = asyncio.create_task(reconcile_loop(stop))
     try:
         await queue_app.run_worker_async(
+            queues=queues or None,
             concurrency=concurrency or worker_settings.WORKER_CONCURRENCY,
             install_signal_handlers=install_signal_handlers,
             update_heartbeat_interval=worker_settings.WORKER_HEARTBEAT_SECONDS,

@@ -53,11 +53,17 @@ def test_non_postgres_url_is_refused() -> None:
         ),
         ({"ENVIRONMENT": "staging"}, "ENVIRONMENT"),
         ({"MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES"),
+        ({"WORKER_QUEUES": "ingestion,bogus"}, "WORKER_QUEUES"),
+        ({"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY"),
+        ({"FETCH_TIMEOUT_SECONDS": "-1"}, "FETCH_TIMEOUT_SECONDS"),
     ],
 )
-def test_cli_exits_with_one_clear_line(env: dict[str, str], expected: str) -> None:
+@pytest.mark.parametrize("command", [["serve", "--port", "1"], ["worker"]])
+def test_cli_exits_with_one_clear_line(
+    env: dict[str, str], expected: str, command: list[str]
+) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "src.cli", "serve", "--port", "1"],
+        [sys.executable, "-m", "src.cli", *command],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

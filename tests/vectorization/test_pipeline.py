@@ -154,3 +154,57 @@ async def test_model_switch_keeps_old_vectors_until_complete(pages, committed) -
         )
     assert current == "hashing-v1-256"
     assert {m for _, m in await vectors_of(url_id)} == {"hashing-v1-256"}  # old set deleted
+
+
+async def test_dedicated_queue_workers_split_the_stages(pages, committed, queue) -> None:
+    """`projex worker --queue ingestion` stops at `chunked` and leaves the embedding job queued
+    on the `embedding` queue; a worker on that queue alone then makes the URL `ready`."""
+    import asyncio
+    import contextlib
+
+    from src import worker
+
+    pages.routes["/doc"] = respond(200, page("Doc", *SECTIONS))
+    _, project = await committed.user_and_project(chunk_size=128, chunk_overlap=16)
+    (url_id,) = await committed.add_urls(project, [pages.url("/doc")])
+
+    async def status() -> str:
+        async with transaction() as s:
+            return (await s.get(Url, url_id)).status
+
+    async def embed_jobs() -> list[tuple[str, str]]:
+        async with transaction() as s:
+            rows = await s.execute(
+                text(
+                    "SELECT queue_name, status::text FROM procrastinate_jobs"
+                    " WHERE task_name = 'vectorization:embed_urls'"
+                )
+            )
+            return [tuple(r) for r in rows]
+
+    @contextlib.asynccontextmanager
+    async def running(queues: list[str]):
+        task = asyncio.create_task(
+            worker.run_worker(concurrency=2, queues=queues, install_signal_handlers=False)
+        )
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async with running([worker.INGESTION_QUEUE]):
+        await wait_for(lambda: _equals(status, "chunked"), 30)
+        await asyncio.sleep(1.5)  # a worker that took every queue would embed it meanwhile
+        assert await status() == "chunked"
+        assert await embed_jobs() == [("embedding", "todo")]
+    assert await vectors_of(url_id) == {}
+
+    async with running([worker.EMBEDDING_QUEUE]):
+        await wait_for(lambda: _equals(status, "ready"), 30)
+    assert len(await vectors_of(url_id)) > 1
+
+
+async def _equals(read, expected: str) -> bool:
+    return await read() == expected
