@@ -9,7 +9,9 @@
 - redirects are followed by hand (FETCH_MAX_REDIRECTS), every hop checked the same way;
 - one total deadline (FETCH_TIMEOUT_SECONDS) and a body cap enforced while streaming
   (FETCH_MAX_BYTES, counted after decompression);
-- robots.txt honoured (cached per host), an identifying User-Agent, a per-host limit.
+- robots.txt honoured (cached per host, read once however many fetches wait for it), an
+  identifying User-Agent, a per-host limit;
+- no cookie jar: cookies a page sets (for one tenant's fetch) are never sent with another.
 """
 
 import asyncio
@@ -93,6 +95,13 @@ def _media_type(header: str | None) -> tuple[str, str | None]:
     return media.strip().lower(), charset
 
 
+class _NoCookies(httpx.Cookies):
+    """A jar that keeps nothing: fetches share no state."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
 def _retry_after(value: str | None) -> float | None:
     if value and value.strip().isdigit():
         return float(value.strip())
@@ -110,8 +119,10 @@ class SafeFetcher:
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=8),
             headers={"User-Agent": settings.FETCH_USER_AGENT, "Accept-Encoding": "gzip, deflate"},
         )
+        self.client._cookies = _NoCookies()  # httpx has no switch for its per-client jar
         self._host_limits: dict[str, asyncio.Semaphore] = {}
         self._robots: dict[str, tuple[float, RobotFileParser | None]] = {}
+        self._robots_loading: dict[str, asyncio.Event] = {}
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -310,15 +321,30 @@ class SafeFetcher:
     async def _check_robots(self, url: str) -> None:
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
-        cached = self._robots.get(origin)
-        if cached is None or cached[0] < time.monotonic():
-            parser = await self._load_robots(origin)
-            cached = (time.monotonic() + self.settings.ROBOTS_CACHE_SECONDS, parser)
-            self._robots[origin] = cached
-        parser = cached[1]
+        parser = await self._robots_for(origin)
         agent = self.settings.FETCH_USER_AGENT.split("/", 1)[0]
         if parser is not None and not parser.can_fetch(agent, url):
             raise FetchError("robots_disallowed", "robots.txt disallows this URL")
+
+    async def _robots_for(self, origin: str) -> RobotFileParser | None:
+        """The cached parser; a miss is read by one fetch while the others wait for it (if
+        that read fails or is cancelled, the next waiter reads it)."""
+        while True:
+            cached = self._robots.get(origin)
+            if cached is not None and cached[0] >= time.monotonic():
+                return cached[1]
+            loading = self._robots_loading.get(origin)
+            if loading is None:
+                break
+            await loading.wait()
+        loading = self._robots_loading[origin] = asyncio.Event()
+        try:
+            parser = await self._load_robots(origin)
+            self._robots[origin] = (time.monotonic() + self.settings.ROBOTS_CACHE_SECONDS, parser)
+            return parser
+        finally:
+            del self._robots_loading[origin]
+            loading.set()
 
     async def _load_robots(self, origin: str) -> RobotFileParser | None:
         """None (everything allowed) when there is no robots.txt or it cannot be read."""

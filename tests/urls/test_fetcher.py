@@ -1,6 +1,7 @@
 """The safe fetcher against a real HTTP server on loopback."""
 
 import gzip
+import time
 
 import pytest
 
@@ -145,6 +146,45 @@ async def test_robots_disallow(pages: PageServer) -> None:
     ignoring = fetcher(FETCH_RESPECT_ROBOTS=False)
     assert (await ignoring.fetch(pages.url("/private/page"))).body == b"no"
     await ignoring.aclose()
+
+
+async def test_concurrent_fetches_read_robots_once(pages: PageServer) -> None:
+    import asyncio
+
+    def slow_robots(req) -> None:
+        time.sleep(0.3)  # every fetch below arrives while robots.txt is being read
+        respond(200, "User-agent: *\nDisallow: /private\n", "text/plain")(req)
+
+    pages.routes["/robots.txt"] = slow_robots
+    for i in range(10):
+        pages.routes[f"/p{i}"] = respond(200, f"page {i}")
+    f = fetcher()
+    results = await asyncio.gather(
+        *(f.fetch(pages.url(f"/p{i}")) for i in range(10)),
+        f.fetch(pages.url("/private/x")),
+        return_exceptions=True,
+    )
+    assert [r.body for r in results[:10]] == [f"page {i}".encode() for i in range(10)]
+    assert isinstance(results[10], FetchError) and results[10].code == "robots_disallowed"
+    assert pages.hits["/robots.txt"] == 1
+    await f.aclose()
+
+
+async def test_cookies_set_by_a_page_are_never_sent(pages: PageServer) -> None:
+    seen = []
+
+    def handler(req) -> None:
+        seen.append(req.headers.get("Cookie"))
+        respond(200, "x", headers={"Set-Cookie": "session=tenant-a; Path=/"})(req)
+
+    pages.routes["/a"] = handler
+    pages.routes["/b"] = handler
+    f = fetcher()
+    await f.fetch(pages.url("/a"))
+    await f.fetch(pages.url("/b"))
+    assert seen == [None, None]
+    assert not f.client.cookies
+    await f.aclose()
 
 
 async def test_status_codes_map_to_permanent_or_transient(pages: PageServer) -> None:
