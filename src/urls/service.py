@@ -3,8 +3,21 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select, true, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.aws import service as storage
@@ -60,6 +73,23 @@ def enqueue_ingest(
     defer_many_after_commit(session, INGEST_TASK, jobs, delay_seconds=delay_seconds)
 
 
+# One array parameter for any number of URLs: a statement compiled and prepared once, not a
+# VALUES list of 5 × N parameters compiled on every request.
+_INSERT_URLS = text(
+    """
+    INSERT INTO urls (project_id, url, source, crawl_id, crawl_depth)
+    SELECT :project_id, u, :source, :crawl_id, :crawl_depth FROM unnest(:urls) AS u
+    ON CONFLICT ON CONSTRAINT uq_urls_project_id_url DO NOTHING
+    RETURNING id, url
+    """
+).bindparams(
+    bindparam("project_id", type_=PG_UUID(as_uuid=True)),
+    bindparam("urls", type_=ARRAY(Text)),
+    bindparam("crawl_id", type_=PG_UUID(as_uuid=True)),
+    bindparam("crawl_depth", type_=Integer),
+)
+
+
 async def intake(
     *,
     session: AsyncSession,
@@ -87,21 +117,14 @@ async def intake(
     created: dict[str, uuid.UUID] = {}
     if fresh:
         rows = await session.execute(
-            insert(Url)
-            .values(
-                [
-                    {
-                        "project_id": project_id,
-                        "url": u,
-                        "source": source.value,
-                        "crawl_id": crawl_id,
-                        "crawl_depth": crawl_depth,
-                    }
-                    for u in fresh
-                ]
-            )
-            .on_conflict_do_nothing(constraint="uq_urls_project_id_url")
-            .returning(Url.id, Url.url)
+            _INSERT_URLS,
+            {
+                "project_id": project_id,
+                "urls": fresh,
+                "source": source.value,
+                "crawl_id": crawl_id,
+                "crawl_depth": crawl_depth,
+            },
         )
         created = {row.url: row.id for row in rows}
     missing = [u for u in fresh if u not in created]
