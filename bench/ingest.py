@@ -200,7 +200,8 @@ def main() -> None:
             done = sum(stats[s] for s in FINAL[args.until])
             if done >= len(urls):
                 break
-            time.sleep(0.2)
+            # Poll often near the end only: the clock stops within 20 ms of the last page.
+            time.sleep(0.2 if done < 0.9 * len(urls) else 0.02)
         seconds = time.perf_counter() - started
         failed = stats["failed"]
         cpu = {
