@@ -4,8 +4,9 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -173,6 +174,17 @@ async def warm_up_embedder() -> None:
         print(f"projex: embedding provider not usable: {exc}", file=sys.stderr)
 
 
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop where it is installed (as uvicorn does for the API): the workers spend
+    much of their time in the event loop's socket and callback machinery."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
 def cmd_worker(args: argparse.Namespace) -> None:
     from src import worker
     from src.database import dispose_engine, init_engine, resolve_database_url
@@ -207,7 +219,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
             await worker.close_queue()
             await dispose_engine()
 
-    asyncio.run(run())
+    run_loop(run())
 
 
 COMMANDS = {

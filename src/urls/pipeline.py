@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -113,6 +114,18 @@ class Prepared:
     body_hash: str
     extracted: Extracted
     drafts: list
+
+
+_cpu_executor: ThreadPoolExecutor | None = None
+
+
+def _cpu() -> ThreadPoolExecutor:
+    """One thread per process for extraction and chunking: pure-Python work that holds the
+    GIL, so more threads only take turns (and thrash the caches doing so)."""
+    global _cpu_executor
+    if _cpu_executor is None:
+        _cpu_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projex-cpu")
+    return _cpu_executor
 
 
 def _prepare(
@@ -275,7 +288,11 @@ async def ingest_batch(
 
     prepared: list[Prepared] = []
     started = time.perf_counter()
-    ready = await asyncio.to_thread(_prepare, to_prepare) if to_prepare else []
+    ready = (
+        await asyncio.get_running_loop().run_in_executor(_cpu(), _prepare, to_prepare)
+        if to_prepare
+        else []
+    )
     if to_prepare:
         metrics.EXTRACT_LATENCY.observe(time.perf_counter() - started)
     for item in ready:
