@@ -212,6 +212,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
             from src.system.metrics import REGISTRY
 
             start_http_server(args.metrics_port, addr=args.metrics_host, registry=REGISTRY)
+        worker.settle_heap()
         print("Projex worker ready", file=sys.stderr, flush=True)
         try:
             await worker.run_worker(concurrency=args.concurrency, queues=queues)

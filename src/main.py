@@ -75,6 +75,8 @@ def make_lifespan(settings: Settings, manage_database: bool):
                 note="the default hashing embedder is lexical (shared words), not semantic; "
                 "set EMBEDDING_PROVIDER=openai|bedrock|sentence-transformers for meaning",
             )
+        if manage_database:  # the server process (tests build many apps in one process)
+            worker.settle_heap()
         log.info(
             "app.started",
             version=system_service.app_version(),
