@@ -1,6 +1,7 @@
 # Production image: the API by default; the same image runs workers and migrations.
 #   docker run IMAGE                       -> projex serve --host 0.0.0.0 --no-worker
-#   docker run IMAGE projex worker         -> a queue worker (run as many as you need)
+#   docker run IMAGE projex worker         -> a queue worker (run as many as you need;
+#                                             `--queue ingestion|embedding` dedicates it)
 #   docker run IMAGE projex migrate        -> alembic upgrade head (run once per release)
 # Needs DATABASE_URL, SECRET_KEY, STORAGE_URL (s3://...) and ENVIRONMENT=production.
 FROM python:3.11-slim AS build
