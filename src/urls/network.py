@@ -72,12 +72,22 @@ class _Protocol(asyncio.Protocol):
             self.drain_waiter.set_result(None)
 
 
-async def _wait(future: asyncio.Future[None], timeout: float | None) -> None:
-    if timeout is None:
-        await future
-    else:
-        async with asyncio.timeout(timeout):
-            await future
+async def _wait_on(
+    protocol: _Protocol, slot: str, timeout: float | None, timeout_error: Exception
+) -> None:
+    """Wait until the protocol wakes `slot` (data or EOF arrived; the write buffer drained)."""
+    waiter = asyncio.get_running_loop().create_future()
+    setattr(protocol, slot, waiter)
+    try:
+        if timeout is None:
+            await waiter
+        else:
+            async with asyncio.timeout(timeout):
+                await waiter
+    except TimeoutError as exc:
+        raise timeout_error from exc
+    finally:
+        setattr(protocol, slot, None)
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
@@ -88,13 +98,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         protocol = self._protocol
         if not protocol.buffer and not protocol.eof:
-            protocol.data_waiter = asyncio.get_running_loop().create_future()
-            try:
-                await _wait(protocol.data_waiter, timeout)
-            except TimeoutError as exc:
-                raise httpcore.ReadTimeout("timed out reading") from exc
-            finally:
-                protocol.data_waiter = None
+            await _wait_on(protocol, "data_waiter", timeout, httpcore.ReadTimeout("read timed out"))
         if protocol.buffer:
             data = bytes(protocol.buffer[:max_bytes])
             del protocol.buffer[:max_bytes]
@@ -114,13 +118,9 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError(str(protocol.error or "connection closed"))
         self._transport.write(buffer)
         if protocol.writing_paused:
-            protocol.drain_waiter = asyncio.get_running_loop().create_future()
-            try:
-                await _wait(protocol.drain_waiter, timeout)
-            except TimeoutError as exc:
-                raise httpcore.WriteTimeout("timed out writing") from exc
-            finally:
-                protocol.drain_waiter = None
+            await _wait_on(
+                protocol, "drain_waiter", timeout, httpcore.WriteTimeout("write timed out")
+            )
             if protocol.error is not None:
                 raise httpcore.WriteError(str(protocol.error))
 
