@@ -40,8 +40,9 @@ _COPY_COLUMNS = [
 async def _copy_chunks(session: AsyncSession, rows: list[dict]) -> None:
     """Binary COPY for large batches, inside the session's transaction."""
     connection = await session.connection()
-    await connection.exec_driver_sql("SELECT 1")  # the adapter begins its transaction lazily
     driver = (await connection.get_raw_connection()).driver_connection
+    if not driver.is_in_transaction():  # the adapter begins its transaction lazily
+        await connection.exec_driver_sql("SELECT 1")
     await driver.copy_records_to_table(
         "chunks", columns=_COPY_COLUMNS, records=[tuple(r[c] for c in _COPY_COLUMNS) for r in rows]
     )

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
-from sqlalchemy import bindparam, case, func, select, text, update
+from sqlalchemy import Integer, Text, bindparam, case, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -199,28 +199,31 @@ _UNCHANGED_UPDATE = (
         lease_expires_at=None,
     )
 )
-_CHUNKED_UPDATE = (
-    update(_URLS)
-    .where(_URLS.c.id == bindparam("b_id"))
-    .values(
-        status=UrlStatus.CHUNKED.value,
-        status_changed_at=func.now(),
-        title=bindparam("title"),
-        language=bindparam("language"),
-        content_type=bindparam("content_type"),
-        content_hash=bindparam("content_hash"),
-        etag=bindparam("etag"),
-        last_modified=bindparam("last_modified"),
-        http_status=bindparam("http_status"),
-        fetched_at=func.now(),
-        ingested_at=func.now(),
-        snapshot_key=bindparam("snapshot_key"),
-        text_key=bindparam("text_key"),
-        error_code=None,
-        error_message=None,
-        claim_job_id=None,
-        lease_expires_at=None,
-    )
+# One statement for a whole batch (one array per column), not one UPDATE per URL.
+_CHUNKED_COLUMNS = {
+    "title": Text,
+    "language": Text,
+    "content_type": Text,
+    "content_hash": Text,
+    "etag": Text,
+    "last_modified": Text,
+    "http_status": Integer,
+    "snapshot_key": Text,
+    "text_key": Text,
+}
+_CHUNKED_UPDATE = text(
+    f"""
+    UPDATE urls u SET
+      status = 'chunked', status_changed_at = now(), fetched_at = now(), ingested_at = now(),
+      error_code = NULL, error_message = NULL, claim_job_id = NULL, lease_expires_at = NULL,
+      {", ".join(f"{c} = d.{c}" for c in _CHUNKED_COLUMNS)}
+    FROM unnest(:id, {", ".join(f":{c}" for c in _CHUNKED_COLUMNS)})
+      AS d(id, {", ".join(_CHUNKED_COLUMNS)})
+    WHERE u.id = d.id
+    """  # noqa: S608  (column names are the constants above; values are bound)
+).bindparams(
+    bindparam("id", type_=ARRAY(PG_UUID(as_uuid=True))),
+    *(bindparam(c, type_=ARRAY(t)) for c, t in _CHUNKED_COLUMNS.items()),
 )
 
 
@@ -336,23 +339,23 @@ async def ingest_batch(
             session=session, items=[(p.claim.project_id, p.claim.id, p.drafts) for p in prepared]
         )
         metrics.CHUNKS_WRITTEN.inc(len(diff.inserted))
-        rows = [
-            {
-                "b_id": p.claim.id,
-                "title": p.extracted.title,
-                "language": p.extracted.language,
-                "content_type": p.result.content_type,
-                "content_hash": p.body_hash,
-                "etag": p.result.etag,
-                "last_modified": p.result.last_modified,
-                "http_status": p.result.status,
-                "snapshot_key": keys[p.claim.id][0],
-                "text_key": keys[p.claim.id][1],
-            }
-            for p in prepared
-        ]
+        if prepared:
+            await session.execute(
+                _CHUNKED_UPDATE,
+                {
+                    "id": [p.claim.id for p in prepared],
+                    "title": [p.extracted.title for p in prepared],
+                    "language": [p.extracted.language for p in prepared],
+                    "content_type": [p.result.content_type for p in prepared],
+                    "content_hash": [p.body_hash for p in prepared],
+                    "etag": [p.result.etag for p in prepared],
+                    "last_modified": [p.result.last_modified for p in prepared],
+                    "http_status": [p.result.status for p in prepared],
+                    "snapshot_key": [keys[p.claim.id][0] for p in prepared],
+                    "text_key": [keys[p.claim.id][1] for p in prepared],
+                },
+            )
         for statement, params in (
-            (_CHUNKED_UPDATE, rows),
             (_UNCHANGED_UPDATE, unchanged),
             (_ERROR_UPDATE, [e for e in errors if e["b_id"] in live]),
         ):

@@ -1,5 +1,6 @@
 """Ingestion end to end on committed data: the pipeline directly, then real workers."""
 
+import hashlib
 import uuid
 
 import pytest
@@ -50,6 +51,10 @@ async def test_ingest_stores_snapshot_and_chunks_then_unchanged_refetch_is_free(
     assert row.status == "chunked" and row.title == "Doc" and row.language == "en"
     assert row.http_status == 200 and row.etag == '"v1"' and row.attempts == 1
     assert row.snapshot_key.endswith(".raw") and row.fetched_at and row.ingested_at
+    assert row.content_type == "text/html" and row.last_modified is None
+    assert row.text_key == row.snapshot_key.removesuffix(".raw") + ".txt"
+    assert row.content_hash == hashlib.sha256(page("Doc", *SECTIONS).encode()).hexdigest()
+    assert row.claim_job_id is None and row.lease_expires_at is None and row.error_code is None
     from src.aws.service import get_store
 
     assert b"<main>" in await get_store().get(row.snapshot_key)
