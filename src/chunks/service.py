@@ -4,7 +4,9 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.chunks.chunker import ChunkDraft
@@ -37,6 +39,12 @@ _COPY_COLUMNS = [
 ]
 
 
+_EXISTING = text(
+    "SELECT url_id, id, content_hash FROM chunks WHERE url_id = ANY(:url_ids)"
+    " ORDER BY url_id, ordinal"
+).bindparams(bindparam("url_ids", type_=ARRAY(PG_UUID(as_uuid=True))))
+
+
 async def _copy_chunks(session: AsyncSession, rows: list[dict]) -> None:
     """Binary COPY for large batches, inside the session's transaction."""
     connection = await session.connection()
@@ -61,11 +69,7 @@ async def replace_chunks_many(
     offsets updated), new ones inserted, the rest deleted. Four statements for any batch."""
     if not items:
         return ChunkDiff(kept=0, inserted=[], deleted=0)
-    existing = await session.execute(
-        select(Chunk.url_id, Chunk.id, Chunk.content_hash)
-        .where(Chunk.url_id.in_([url_id for _, url_id, _ in items]))
-        .order_by(Chunk.url_id, Chunk.ordinal)
-    )
+    existing = await session.execute(_EXISTING, {"url_ids": [url_id for _, url_id, _ in items]})
     by_url: dict[uuid.UUID, dict[str, list[uuid.UUID]]] = defaultdict(lambda: defaultdict(list))
     for row in existing:
         by_url[row.url_id][row.content_hash].append(row.id)

@@ -97,6 +97,17 @@ _CLAIM = text(
 ).bindparams(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))))
 
 
+# The batch's URLs that still exist in a live project, locked until the batch is stored (a
+# concurrent delete waits, then finds the chunks to delete).
+_LOCK_LIVE = text(
+    """
+    SELECT u.id FROM urls u JOIN projects p ON p.id = u.project_id
+    WHERE u.id = ANY(:ids) AND p.deleted_at IS NULL
+    FOR UPDATE OF u
+    """
+).bindparams(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True))))
+
+
 async def _claim(url_ids: list[uuid.UUID], job_id: int | None) -> list[Claim]:
     async with transaction() as session:
         rows = await session.execute(
@@ -318,16 +329,7 @@ async def ingest_batch(
         await store.put_many(puts)
 
     async with transaction() as session:
-        live = set(
-            (
-                await session.scalars(
-                    select(Url.id)
-                    .join(Project, Project.id == Url.project_id)
-                    .where(Url.id.in_([c.id for c in claims]), Project.deleted_at.is_(None))
-                    .with_for_update(of=Url)
-                )
-            ).all()
-        )
+        live = set((await session.scalars(_LOCK_LIVE, {"ids": [c.id for c in claims]})).all())
         for p in [p for p in prepared if p.claim.id not in live]:
             after_commit(
                 session,
