@@ -186,8 +186,11 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
+    from sqlalchemy.exc import ProgrammingError
+
     from src import worker
-    from src.database import dispose_engine, init_engine, resolve_database_url
+    from src.database import dispose_engine, init_engine, resolve_database_url, upgrade_database
+    from src.system.service import CheckFailed, database_check
 
     settings = load_settings()
     _configure_logging(settings.LOG_LEVEL)
@@ -202,7 +205,18 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     async def run() -> None:
         url = resolve_database_url(settings)
-        init_engine(url, settings, durable_commits=False)
+        engine = init_engine(url, settings, durable_commits=False)
+        if settings.embedded_database:
+            await upgrade_database(engine)  # as `projex serve` does: the dev database is ours
+        else:
+            try:
+                await database_check(engine)
+            except Exception as exc:  # say what is wrong in one line, before taking jobs
+                await dispose_engine()
+                reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+                if isinstance(exc, CheckFailed | ProgrammingError):  # old schema, none, no pgvector
+                    fail(f"database not ready: {reason}; run `projex migrate` first")
+                fail(f"cannot use the database: {reason}")
         await worker.open_queue(url)
         if worker.serves(worker.EMBEDDING_QUEUE, queues):
             await warm_up_embedder()
