@@ -9,6 +9,21 @@ import threading
 from pathlib import Path
 from urllib.parse import unquote
 
+# Words of the manual's subject, for search queries and synthetic texts.
+QUERY_WORDS = [
+    "index",
+    "vacuum",
+    "replication",
+    "backup",
+    "query",
+    "plan",
+    "join",
+    "table",
+    "column",
+    "trigger",
+    "function",
+]
+
 CACHE = Path(__file__).resolve().parent / ".cache"
 HTML_SUBDIR = "usr/share/doc/postgresql-doc-15/html"
 
@@ -79,12 +94,20 @@ class PageServer:
             if p.is_file()
         }
         self.loop = asyncio.new_event_loop()
-        self.server = self.loop.run_until_complete(
-            self.loop.create_server(lambda: _Page(files), host, 0)
-        )
-        self.port = self.server.sockets[0].getsockname()[1]
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        started = threading.Event()
+
+        def run() -> None:  # the loop lives in its own thread: callers may run a loop too
+            asyncio.set_event_loop(self.loop)
+            server = self.loop.run_until_complete(
+                self.loop.create_server(lambda: _Page(files), host, 0)
+            )
+            self.port = server.sockets[0].getsockname()[1]
+            started.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()
+        started.wait(30)
 
     def shutdown(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -6,8 +6,6 @@ any chunk of an expected page. Usage: uv run python bench/eval_search.py [--prov
 """
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,7 +16,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import manual_dir, pages, serve
-from bench.ingest import free_port, stop_embedded_postgres, wait_ready
+from bench.ingest import embedded_run_env, free_port, projex, stop_embedded_postgres, wait_ready
 
 QUESTIONS = Path(__file__).with_name("questions.tsv")
 
@@ -43,22 +41,8 @@ def main() -> None:
     httpd, origin = serve(directory)
     tmp = Path(tempfile.mkdtemp(prefix="projex-eval-"))
     port = free_port()
-    env = {
-        **os.environ,
-        "EMBEDDED_DATA_DIR": str(tmp / "pg"),
-        "STORAGE_URL": f"file://{tmp}/objects",
-        "FETCH_ALLOWED_NETWORKS": "127.0.0.0/8",
-        "FETCH_ALLOWED_PORTS": origin.rsplit(":", 1)[1],
-        "EMBEDDING_PROVIDER": args.provider,
-        "LOG_LEVEL": "WARNING",
-    }
-    env.pop("DATABASE_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "src.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env = embedded_run_env(tmp, origin, EMBEDDING_PROVIDER=args.provider)
+    proc = projex(["serve", "--port", str(port)], env)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(base)

@@ -112,6 +112,31 @@ def stop_embedded_postgres(data_dir: Path) -> None:
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def embedded_run_env(tmp: Path, origin: str | None = None, **extra: str) -> dict[str, str]:
+    """Environment for `projex` processes on a fresh embedded PostgreSQL and file store under
+    `tmp`; with `origin`, the loopback page server may be fetched."""
+    env = {
+        **os.environ,
+        "EMBEDDED_DATA_DIR": str(tmp / "pg"),
+        "STORAGE_URL": f"file://{tmp}/objects",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+    if origin is not None:
+        env["FETCH_ALLOWED_NETWORKS"] = "127.0.0.0/8"
+        env["FETCH_ALLOWED_PORTS"] = origin.rsplit(":", 1)[1]
+    env.pop("DATABASE_URL", None)
+    return env
+
+
+def projex(args: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
+    """A `projex` command as a child process; its output goes to `log` (or nowhere)."""
+    output = open(log, "w") if log else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "src.cli", *args], env=env, stdout=output, stderr=subprocess.STDOUT
+    )
+
+
 def wait_ready(base: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -150,39 +175,16 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="projex-bench-"))
     port = free_port()
-    env = {
-        **os.environ,
-        "EMBEDDED_DATA_DIR": str(tmp / "pg"),
-        "STORAGE_URL": f"file://{tmp}/objects",
-        "FETCH_ALLOWED_NETWORKS": "127.0.0.0/8",
-        "FETCH_ALLOWED_PORTS": origin.rsplit(":", 1)[1],
-        "WORKER_CONCURRENCY": str(args.concurrency),
-        "EMBEDDING_PROVIDER": args.provider,
-        "LOG_LEVEL": "WARNING",
-    }
-    env.pop("DATABASE_URL", None)
+    env = embedded_run_env(
+        tmp, origin, WORKER_CONCURRENCY=str(args.concurrency), EMBEDDING_PROVIDER=args.provider
+    )
     base = f"http://127.0.0.1:{port}"
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "src.cli", "serve", "--port", str(port), "--no-worker"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    ]
+    procs = [projex(["serve", "--port", str(port), "--no-worker"], env)]
     try:
         wait_ready(base)
         for _ in range(args.workers):
-            log = open(tmp / f"worker-{len(procs)}.log", "w")
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "src.cli", "worker"]
-                    + [arg for q in queues for arg in ("--queue", q)],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+            queue_args = [arg for q in queues for arg in ("--queue", q)]
+            procs.append(projex(["worker", *queue_args], env, tmp / f"worker-{len(procs)}.log"))
         deadline = time.monotonic() + 120  # process start-up is not part of the measurement
         while not all(
             "worker ready" in (tmp / f"worker-{i}.log").read_text()

@@ -14,9 +14,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse
-import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,19 +27,8 @@ from locust.env import Environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-WORDS = [
-    "index",
-    "vacuum",
-    "replication",
-    "backup",
-    "query",
-    "plan",
-    "join",
-    "table",
-    "column",
-    "trigger",
-    "function",
-]
+from bench.corpus import QUERY_WORDS
+
 STATE: dict = {}
 
 
@@ -58,7 +45,7 @@ def setup(base: str) -> None:
     project = api.post("/projects", json={"name": f"load {time.time_ns()}"}).json()["id"]
     embedder = HashingProvider(384)
     rng = random.Random(1)
-    texts = [" ".join(rng.choices(WORDS, k=25)) for _ in range(2000)]
+    texts = [" ".join(rng.choices(QUERY_WORDS, k=25)) for _ in range(2000)]
     vectors = embedder.embed_sync(texts)
     api.post(
         f"/projects/{project}/vectors",
@@ -96,7 +83,7 @@ class SpaUser(HttpUser):
 
     @task(3)
     def search(self) -> None:
-        query = " ".join(random.choices(WORDS, k=4))
+        query = " ".join(random.choices(QUERY_WORDS, k=4))
         self.client.post(
             f"/api/v1/projects/{STATE['project']}/search",
             json={"query": query, "top_k": 10},
@@ -110,7 +97,7 @@ class ShareConsumer(HttpUser):
 
     @task
     def shared_search(self) -> None:
-        query = " ".join(random.choices(WORDS, k=3))
+        query = " ".join(random.choices(QUERY_WORDS, k=3))
         self.client.post(
             "/api/v1/shared/_/search",
             json={"query": query, "mode": "hybrid"},
@@ -130,26 +117,17 @@ def main() -> None:
     proc = None
     base = args.base
     if base is None:
-        from bench.ingest import free_port, wait_ready
+        from bench.ingest import embedded_run_env, free_port, projex, wait_ready
 
         tmp = Path(tempfile.mkdtemp(prefix="projex-load-"))
         port = free_port()
-        env = {
-            **os.environ,
-            "EMBEDDED_DATA_DIR": str(tmp / "pg"),
-            "STORAGE_URL": f"file://{tmp}/objects",
-            "LOG_LEVEL": "WARNING",
+        env = embedded_run_env(
+            tmp,
             # the load generator shares one address: keep the per-address limit out of the way
-            "SHARE_CLIENT_RATE_LIMIT_PER_MINUTE": "100000",
-            "SHARE_RATE_LIMIT_PER_MINUTE": "100000",
-        }
-        env.pop("DATABASE_URL", None)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "src.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            SHARE_CLIENT_RATE_LIMIT_PER_MINUTE="100000",
+            SHARE_RATE_LIMIT_PER_MINUTE="100000",
         )
+        proc = projex(["serve", "--port", str(port)], env)
         base = f"http://127.0.0.1:{port}"
         wait_ready(base)
     try:

@@ -9,9 +9,7 @@ Usage: uv run python bench/soak.py [--seconds 600] [--searchers 4]
 
 import argparse
 import asyncio
-import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,22 +19,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.corpus import manual_dir, pages, serve
-from bench.ingest import free_port, stop_embedded_postgres, wait_ready
-
-WORDS = [
-    "index",
-    "vacuum",
-    "replication",
-    "backup",
-    "query",
-    "plan",
-    "join",
-    "table",
-    "column",
-    "trigger",
-    "function",
-]
+from bench.corpus import QUERY_WORDS, manual_dir, pages, serve
+from bench.ingest import embedded_run_env, free_port, projex, stop_embedded_postgres, wait_ready
 
 
 def rss_mb(pid: int) -> float:
@@ -52,31 +36,11 @@ async def run(args: argparse.Namespace) -> None:
     httpd, origin = serve(directory)
     tmp = Path(tempfile.mkdtemp(prefix="projex-soak-"))
     port = free_port()
-    env = {
-        **os.environ,
-        "EMBEDDED_DATA_DIR": str(tmp / "pg"),
-        "STORAGE_URL": f"file://{tmp}/objects",
-        "FETCH_ALLOWED_NETWORKS": "127.0.0.0/8",
-        "FETCH_ALLOWED_PORTS": origin.rsplit(":", 1)[1],
-        "LOG_LEVEL": "WARNING",
-        "DATABASE_POOL_SIZE": "5",
-        "DATABASE_MAX_OVERFLOW": "5",
-    }
-    env.pop("DATABASE_URL", None)
-    api = subprocess.Popen(
-        [sys.executable, "-m", "src.cli", "serve", "--port", str(port), "--no-worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "api.log", "w"),
-    )
+    env = embedded_run_env(tmp, origin, DATABASE_POOL_SIZE="5", DATABASE_MAX_OVERFLOW="5")
+    api = projex(["serve", "--port", str(port), "--no-worker"], env, tmp / "api.log")
     base = f"http://127.0.0.1:{port}"
     wait_ready(base)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "src.cli", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "worker.log", "w"),
-    )
+    worker = projex(["worker"], env, tmp / "worker.log")
     counts = {"requests": 0, "errors": 0}
     samples: dict[str, list[float]] = {"api": [], "worker": []}
     try:
@@ -129,7 +93,7 @@ async def run(args: argparse.Namespace) -> None:
                     await call(
                         "POST",
                         f"/projects/{item['id']}/search",
-                        json={"query": " ".join(random.choices(WORDS, k=4))},
+                        json={"query": " ".join(random.choices(QUERY_WORDS, k=4))},
                     )
                 await asyncio.sleep(0.2)
 
