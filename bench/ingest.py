@@ -3,11 +3,14 @@
 Baseline, measured in the same run: bare text extraction of the same pages (read from disk,
 extract_html, one process). End to end: `projex serve --no-worker` plus N `projex worker`
 processes on a fresh embedded PostgreSQL; all pages POSTed to /urls; the clock stops when
-every URL has reached a final status. The baseline is measured before and after the run,
-and the faster of the two is used (a slow moment of the machine cannot flatter the ratio). With `--until chunked` (the ingestion stage) the workers
-take the `ingestion` queue only, as dedicated ingestion workers do: the embedding jobs the
+every URL has reached a final status (until `chunked`: at the last page's store
+transaction, as PostgreSQL recorded it; see wait_until_done). The baseline is measured
+before and after the run, and the faster of the two is used (a slow moment of the machine
+cannot flatter the ratio). With `--until chunked` (the ingestion stage) the workers take
+the `ingestion` queue only, as dedicated ingestion workers do: the embedding jobs the
 hand-off queues are the next stage, measured by `--until ready` with workers on every queue
-(`--queue` overrides both). Last line:
+(`--queue` overrides both). CPU per page of each process group goes to stderr, split into
+user and kernel time with context switches. Last line:
 
     pages=… seconds=… pages_per_s=… extract_only_pages_per_s=… ratio=…
 
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -86,6 +90,22 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / tick
 
 
+def usage(pid: int) -> tuple[float, float, int]:
+    """(user s, system s, context switches of all its threads) of a process, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        switches = sum(
+            int(line.split()[1])
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for line in (task / "status").read_text().splitlines()
+            if "ctxt_switches:" in line
+        )
+    except OSError:
+        return 0.0, 0.0, 0
+    return int(fields[11]) / tick, int(fields[12]) / tick, switches
+
+
 def postgres_pids() -> list[int]:
     return [
         int(p.name)
@@ -129,11 +149,18 @@ def embedded_run_env(tmp: Path, origin: str | None = None, **extra: str) -> dict
     return env
 
 
-def projex(args: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
-    """A `projex` command as a child process; its output goes to `log` (or nowhere)."""
+def projex(
+    args: list[str], env: dict[str, str], log: Path | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
+    """A `projex` command as a child process; its output goes to `log` (or nowhere). With
+    `cwd`, the `src` package of that checkout runs (bench/compare.py's other side)."""
     output = open(log, "w") if log else subprocess.DEVNULL
     return subprocess.Popen(
-        [sys.executable, "-m", "src.cli", *args], env=env, stdout=output, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "src.cli", *args],
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
     )
 
 
@@ -147,6 +174,34 @@ def wait_ready(base: str, timeout: float = 60) -> None:
             pass
         time.sleep(0.3)
     raise SystemExit("the API did not become ready")
+
+
+def wait_until_done(
+    api: httpx.Client, project: str, n: int, until: str, started: float
+) -> tuple[float, float, dict]:
+    """Poll the project until `n` URLs are final; return (seconds, polled seconds, URL stats).
+
+    Until `chunked` the clock stops at `stats.last_ingested_at`, PostgreSQL's timestamp of
+    the last page's store transaction (`started` is `time.time()` before the first POST:
+    the same host clock), so 4 polls a second are enough. Each poll is an authenticated
+    project read with stats (~17 ms of API and database CPU on this machine): polling 50
+    times a second to stop a client-side clock precisely took a core from the system near
+    the end. Until `ready`, which has no such timestamp, the client clock is used, polled
+    every 20 ms once 90% are done. `polled` is the client-side time the poll saw it."""
+    while True:
+        stats = api.get(f"/projects/{project}").json()["stats"]
+        done = sum(stats["urls"][s] for s in FINAL[until])
+        if done >= n:
+            polled = time.time() - started
+            break
+        fine = until == "ready" and done >= 0.9 * n
+        time.sleep(0.02 if fine else 0.25)
+    last = stats["last_ingested_at"]
+    if until == "chunked" and last and not stats["urls"]["failed"]:
+        seconds = datetime.fromisoformat(last).timestamp() - started
+    else:  # failed URLs have no ingestion time: the poll's clock, an upper bound
+        seconds = polled
+    return seconds, polled, stats["urls"]
 
 
 def main() -> None:
@@ -210,20 +265,15 @@ def main() -> None:
             "bench+pages": lambda: [os.getpid()],
         }
         cpu_before = {pid: cpu_seconds([pid]) for pids in groups.values() for pid in pids()}
-        started = time.perf_counter()
+        usage_before = {pid: usage(pid) for pids in groups.values() for pid in pids()}
+        started = time.time()
         for i in range(0, len(urls), 1000):
             api.post(
                 f"/projects/{project}/urls", json={"urls": urls[i : i + 1000]}
             ).raise_for_status()
-        print(f"queued {len(urls)} URLs in {time.perf_counter() - started:.2f}s", file=sys.stderr)
-        while True:
-            stats = api.get(f"/projects/{project}").json()["stats"]["urls"]
-            done = sum(stats[s] for s in FINAL[args.until])
-            if done >= len(urls):
-                break
-            # Poll often near the end only: the clock stops within 20 ms of the last page.
-            time.sleep(0.2 if done < 0.9 * len(urls) else 0.02)
-        seconds = time.perf_counter() - started
+        print(f"queued {len(urls)} URLs in {time.time() - started:.2f}s", file=sys.stderr)
+        seconds, polled, stats = wait_until_done(api, project, len(urls), args.until, started)
+        print(f"seconds={seconds:.2f} (the poll saw it at {polled:.2f})", file=sys.stderr)
         failed = stats["failed"]
         cpu = {
             name: sum(cpu_seconds([pid]) - cpu_before.get(pid, 0.0) for pid in pids())
@@ -234,6 +284,19 @@ def main() -> None:
             + " ".join(f"{name}={1000 * value / len(urls):.2f}" for name, value in cpu.items()),
             file=sys.stderr,
         )
+        # Where the CPU went: user vs kernel time, and context switches (each database round
+        # trip, fetch or thread hand-off is one or two), per page.
+        for name, pids in groups.items():
+            user = system = switches = 0.0
+            for pid in pids():
+                now, then = usage(pid), usage_before.get(pid, (0.0, 0.0, 0))
+                user, system = user + now[0] - then[0], system + now[1] - then[1]
+                switches += now[2] - then[2]
+            print(
+                f"  {name}: user={1000 * user / len(urls):.2f} sys={1000 * system / len(urls):.2f}"
+                f" switches={switches / len(urls):.1f}",
+                file=sys.stderr,
+            )
     finally:
         for proc in reversed(procs):
             proc.terminate()
