@@ -229,7 +229,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
         worker.settle_heap()
         print("Projex worker ready", file=sys.stderr, flush=True)
         try:
-            await worker.run_worker(concurrency=args.concurrency, queues=queues)
+            await worker.run_worker(concurrency=args.concurrency, queues=queues, dedicated=True)
         finally:
             await worker.close_queue()
             await dispose_engine()

@@ -211,6 +211,18 @@ async def reconcile_loop(stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), worker_settings.RECONCILE_INTERVAL_SECONDS)
 
 
+# A dedicated `projex worker` process runs nothing but jobs, so CPU-bound job steps run on
+# its event loop: handing them to a helper thread made the two threads trade the GIL (a
+# futex round trip and a context switch each time) hundreds of times a second. `projex
+# serve`'s in-process worker shares its loop with the API and keeps them on a thread.
+_cpu_on_loop = False
+
+
+def cpu_on_loop() -> bool:
+    """Whether CPU-bound job steps run on this process's event loop (dedicated workers)."""
+    return _cpu_on_loop
+
+
 def serves(queue: str, queues: list[str] | None = None) -> bool:
     """Whether a worker listening to `queues` (None: WORKER_QUEUES; empty: all) runs `queue`."""
     queues = worker_settings.WORKER_QUEUES if queues is None else queues
@@ -222,10 +234,14 @@ async def run_worker(
     concurrency: int | None = None,
     queues: list[str] | None = None,
     install_signal_handlers: bool = True,
+    dedicated: bool = False,
 ) -> None:
     """Run jobs until cancelled or signalled; a reconciler loop runs beside them.
 
-    `queues` (default WORKER_QUEUES; empty = all) limits the worker to some stages."""
+    `queues` (default WORKER_QUEUES; empty = all) limits the worker to some stages.
+    `dedicated`: this process does nothing else (`projex worker`), see cpu_on_loop()."""
+    global _cpu_on_loop
+    _cpu_on_loop = dedicated
     queues = worker_settings.WORKER_QUEUES if queues is None else queues
     stop = asyncio.Event()
     reconciler = asyncio.create_task(reconcile_loop(stop))

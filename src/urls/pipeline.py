@@ -39,7 +39,7 @@ from src.urls.fetcher import SITEMAP_TYPES, FetchError, FetchResult, SafeFetcher
 from src.urls.models import Crawl, Url
 from src.urls.utils import UrlRejected, normalise_url
 from src.vectorization import service as vectorization_service
-from src.worker import after_commit
+from src.worker import after_commit, cpu_on_loop
 
 log = get_logger(__name__)
 
@@ -131,8 +131,9 @@ _cpu_executor: ThreadPoolExecutor | None = None
 
 
 def _cpu() -> ThreadPoolExecutor:
-    """One thread per process for extraction and chunking: pure-Python work that holds the
-    GIL, so more threads only take turns (and thrash the caches doing so)."""
+    """One thread per process for extraction and chunking where the event loop also serves
+    the API (`projex serve`): pure-Python work that holds the GIL, so more threads would only
+    take turns (and thrash the caches doing so)."""
     global _cpu_executor
     if _cpu_executor is None:
         _cpu_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projex-cpu")
@@ -155,6 +156,32 @@ def _prepare(
             extracted, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
         )
         out.append(Prepared(claim, result, body_hash, extracted, drafts))
+    return out
+
+
+# A dedicated worker's loop is held at most this long by CPU work before it lets other jobs'
+# fetches and queries through (then the next page starts a new slice).
+CPU_SLICE_SECONDS = 0.05
+
+
+async def _prepare_batch(
+    items: list[tuple[Claim, FetchResult, str]],
+) -> list[Prepared | tuple[Claim, ExtractionError]]:
+    """Extract and chunk a batch: in a dedicated worker on the event loop, in slices of
+    CPU_SLICE_SECONDS (a usual batch is one slice: yielding after every page measured 7%
+    slower than running the batch through, bench/compare.py); else in one hop to the CPU
+    thread."""
+    if not items:
+        return []
+    if not cpu_on_loop():
+        return await asyncio.get_running_loop().run_in_executor(_cpu(), _prepare, items)
+    out: list[Prepared | tuple[Claim, ExtractionError]] = []
+    slice_started = time.perf_counter()
+    for item in items:
+        out += _prepare([item])
+        if time.perf_counter() - slice_started >= CPU_SLICE_SECONDS:
+            await asyncio.sleep(0)
+            slice_started = time.perf_counter()
     return out
 
 
@@ -302,11 +329,7 @@ async def ingest_batch(
 
     prepared: list[Prepared] = []
     started = time.perf_counter()
-    ready = (
-        await asyncio.get_running_loop().run_in_executor(_cpu(), _prepare, to_prepare)
-        if to_prepare
-        else []
-    )
+    ready = await _prepare_batch(to_prepare)
     if to_prepare:
         metrics.EXTRACT_LATENCY.observe(time.perf_counter() - started)
     for item in ready:

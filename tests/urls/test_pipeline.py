@@ -1,5 +1,6 @@
 """Ingestion end to end on committed data: the pipeline directly, then real workers."""
 
+import asyncio
 import hashlib
 import uuid
 
@@ -93,6 +94,57 @@ async def test_changed_page_keeps_ids_of_unchanged_chunks(pages, committed) -> N
         )
     assert all(new_texts[i] == texts[i] for i in kept)
     assert not any("beta text" in t for t in new_texts.values())
+
+
+@pytest.mark.parametrize("slice_seconds", [0.0, 60.0])
+async def test_dedicated_worker_prepares_on_its_loop_in_slices(
+    pages, committed, monkeypatch, slice_seconds
+) -> None:
+    """`projex worker` extracts and chunks on its event loop (no CPU thread to trade the GIL
+    with). It lets the loop through once a slice of CPU work is spent: after every page with
+    a zero slice, never within a batch under a long one. The outcomes are the thread path's."""
+    from src import worker
+
+    pages.routes["/a"] = respond(200, page("A", *SECTIONS))
+    pages.routes["/b"] = respond(200, page("B", *SECTIONS))
+    pages.routes["/broken.pdf"] = respond(200, b"not a pdf", "application/pdf")
+    _, project = await committed.user_and_project()
+    ids = await committed.add_urls(project, [pages.url(p) for p in ("/a", "/broken.pdf", "/b")])
+
+    events: list[str] = []
+    prepare = pipeline._prepare
+
+    def recorded(items):
+        events.append("page")
+        return prepare(items)
+
+    async def ticker() -> None:
+        while True:
+            events.append("tick")
+            await asyncio.sleep(0)
+
+    def no_thread():
+        raise AssertionError("a dedicated worker must not use the CPU thread")
+
+    monkeypatch.setattr(worker, "_cpu_on_loop", True)
+    monkeypatch.setattr(pipeline, "CPU_SLICE_SECONDS", slice_seconds)
+    monkeypatch.setattr(pipeline, "_prepare", recorded)
+    monkeypatch.setattr(pipeline, "_cpu", no_thread)
+    ticks = asyncio.create_task(ticker())
+    try:
+        outcomes = await pipeline.ingest_batch(ids)
+    finally:
+        ticks.cancel()
+    assert [outcomes[i] for i in ids] == ["chunked", "failed", "chunked"]
+    assert events.count("page") == 3
+    first, last = events.index("page"), len(events) - 1 - events[::-1].index("page")
+    between = events[first : last + 1]
+    if slice_seconds:
+        assert between == ["page"] * 3  # the batch ran through
+    else:
+        assert between.count("tick") >= 2  # the loop ran between every two pages
+    assert (await url_row(ids[1])).error_code == "unparsable"
+    assert len(await chunk_ids(ids[0])) >= 1 and len(await chunk_ids(ids[2])) >= 1
 
 
 async def test_permanent_failures_are_recorded(pages, committed) -> None:
