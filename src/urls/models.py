@@ -84,6 +84,8 @@ class Url(UUIDPrimaryKey, Timestamps, Base):
     __table_args__ = (
         UniqueConstraint("project_id", "url", name="uq_urls_project_id_url"),
         Index("ix_urls_project_id_status", "project_id", "status"),
+        # The list's order (newest first, ties by id): a page is read, not sorted.
+        Index("ix_urls_project_id_created_at", "project_id", text("created_at DESC"), "id"),
         Index("ix_urls_status_status_changed_at", "status", "status_changed_at"),
         Index(
             "uq_urls_project_id_external_id",

