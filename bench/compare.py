@@ -1,26 +1,31 @@
-"""Two worker builds side by side on one database: which one ingests the manual faster?
+"""Two worker builds side by side on one database: does B ingest the manual faster than A?
 
 bench/ingest.py's ratio moves ±30% with this machine's mood (the same code measured 0.24 and
-0.41 minutes apart), more than most changes are worth. This script pairs the measurements:
-one embedded PostgreSQL, one API, one page server, and two sets of `projex worker --queue
-ingestion` processes, A and B. A is a git ref checked out in a temporary worktree (or the
-working tree with other settings), B the working tree. Only one set runs at a time (the
-other is SIGSTOPped); rounds go A B B A A B …, each a new project with every page of the
-manual, and each followed by the bare-extraction baseline, so a drift of the machine hits
-both sides alike. Per round it prints the ratio (pages/s over extraction pages/s) and the
-CPU of the whole system (workers, PostgreSQL, API, this process) per page, also in units of
-the baseline's extraction time per page (`cost`). The machine's speed changes within
-seconds (an idle extraction loop: 597, 583, 395 pages/s in three passes), so compare the
-medians of many rounds, not one round. Last lines (medians over the rounds):
+0.41 minutes apart; an idle extraction loop ran 597, 583 and 395 pages/s in three passes),
+more than most changes are worth. This script pairs the measurements: one embedded
+PostgreSQL, one API, one page server, and two sets of `projex worker --queue ingestion`
+processes, A and B. A is a git ref checked out in a temporary worktree (or the working tree
+with other settings), B the working tree. Only one set runs at a time (the other is
+SIGSTOPped). Rounds go A B, B A, A B, …: each a new project with every page of the manual,
+deleted (and the tables vacuumed) after the round so every round starts from the same
+database. Each pair of rounds gives B/A for the wall time and for the CPU of the whole
+system (workers, PostgreSQL, API, this process) per page; a drift of the machine slower
+than a pair cancels out. Last line: the geometric means over the pairs with a 95% interval
+(t distribution over the pairs' log ratios):
 
-    a_seconds=… b_seconds=… a_cpu_ms=… b_cpu_ms=… b_over_a_seconds=… b_over_a_cpu=…
-    a_ratio=… b_ratio=… a_cost=… b_cost=… b_over_a_cost=…
+    pairs=… b_over_a_seconds=… [lo, hi] b_over_a_cpu=… [lo, hi]
+
+`--ratio` also measures the bare-extraction baseline after each round (2 s more a round)
+and prints each round's ingest.py-style ratio. Both sides share the disk, whose file
+creation is slow for minutes after mass deletions (see bench/ingest.py): the comparison
+holds, the absolute figures of a run started soon after another do not.
 
 Usage: uv run python bench/compare.py [--ref-a HEAD] [--env-a K=V] [--env-b K=V]
-                                      [--rounds 8] [--workers 2] [--limit N]
+                                      [--pairs 10] [--workers 2] [--limit N] [--ratio]
 """
 
 import argparse
+import math
 import os
 import signal
 import statistics
@@ -31,6 +36,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -48,10 +54,13 @@ from bench.ingest import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+# Two-sided 97.5% quantiles of Student's t by degrees of freedom (then ~1.96).
+T975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
+T975 |= {10: 2.23, 12: 2.18, 15: 2.13, 20: 2.09, 30: 2.04}
 
 
 def worktree(ref: str, tmp: Path) -> Path:
-    path = tmp / f"tree-{ref.replace('/', '_')}"
+    path = tmp / "tree-a"
     subprocess.run(
         ["git", "worktree", "add", "--detach", str(path), ref],
         cwd=ROOT,
@@ -65,6 +74,23 @@ def parse_env(pairs: list[str] | None) -> dict[str, str]:
     return dict(p.split("=", 1) for p in pairs or [])
 
 
+def interval(ratios: list[float]) -> tuple[float, float, float]:
+    """Geometric mean of the ratios and its 95% interval."""
+    logs = [math.log(r) for r in ratios]
+    mean = statistics.fmean(logs)
+    if len(logs) < 2:
+        return math.exp(mean), math.nan, math.nan
+    df = len(logs) - 1
+    t = T975.get(df) or next((v for k, v in sorted(T975.items()) if k >= df), 1.96)
+    half = t * statistics.stdev(logs) / math.sqrt(len(logs))
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+
+
+class Round:
+    def __init__(self, side: str, seconds: float, cpu_ms: float) -> None:
+        self.side, self.seconds, self.cpu_ms = side, seconds, cpu_ms
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -72,10 +98,11 @@ def main() -> None:
     parser.add_argument("--ref-a", help="git ref for side A (default: the working tree)")
     parser.add_argument("--env-a", action="append", help="K=V for side A's workers")
     parser.add_argument("--env-b", action="append", help="K=V for side B's workers")
-    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--pairs", type=int, default=10, help="pairs of rounds (A+B)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=0, help="only the first N pages")
+    parser.add_argument("--ratio", action="store_true", help="baseline after each round")
     args = parser.parse_args()
 
     directory = manual_dir()
@@ -96,21 +123,21 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     api_proc = projex(["serve", "--port", str(port), "--no-worker"], env)
     sets: dict[str, list[subprocess.Popen]] = {"A": [], "B": []}
+    rounds: list[Round] = []
     try:
         wait_ready(base)
+        from src.database import start_embedded_postgres  # attaches to the running server
+
+        dsn = start_embedded_postgres(tmp / "pg").replace("postgresql+asyncpg", "postgresql")
+        db = psycopg.connect(dsn, autocommit=True)
         logs = []
         for side in sets:
             for i in range(args.workers):
                 log = tmp / f"worker-{side}{i}.log"
                 logs.append(log)
-                sets[side].append(
-                    projex(
-                        ["worker", "--queue", "ingestion"],
-                        {**env, **extra[side]},
-                        log,
-                        cwd=trees[side],
-                    )
-                )
+                worker_env = {**env, **extra[side]}
+                args_ = ["worker", "--queue", "ingestion"]
+                sets[side].append(projex(args_, worker_env, log, cwd=trees[side]))
         deadline = time.monotonic() + 120
         while not all(log.exists() and "worker ready" in log.read_text() for log in logs):
             if time.monotonic() > deadline:
@@ -128,20 +155,15 @@ def main() -> None:
         ).json()["access_token"]
         api.headers["Authorization"] = f"Bearer {token}"
         urls = [f"{origin}/{f.name}" for f in files]
-        order = ["A", "B", "B", "A"]
-        results: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
-        for n in range(args.rounds):
-            side = order[n % 4]
+        for n in range(2 * args.pairs):
+            side = "AB"[(n + n // 2) % 2]  # A B, B A, A B, …
             procs = sets[side]
             for p in procs:
                 p.send_signal(signal.SIGCONT)
             time.sleep(0.5)
             project = api.post("/projects", json={"name": f"round {n}"}).json()["id"]
-            groups = {
-                "workers": [p.pid for p in procs],
-                "api": [api_proc.pid],
-                "bench": [os.getpid()],
-            }
+            groups = {"workers": [p.pid for p in procs], "api": [api_proc.pid]}
+            groups["bench"] = [os.getpid()]
             pg_before = {pid: cpu_seconds([pid]) for pid in postgres_pids()}
             before = {name: cpu_seconds(pids) for name, pids in groups.items()}
             started = time.time()
@@ -157,18 +179,20 @@ def main() -> None:
             time.sleep(0.3)  # let the last job finish before its worker is stopped
             for p in procs:
                 p.send_signal(signal.SIGSTOP)
-            extract_rate = extraction_rate(files)
-            extract_ms = 1000 / extract_rate
-            rate = len(urls) / seconds
             per_page = {k: 1000 * v / len(urls) for k, v in cpu.items()}
-            cost = sum(per_page.values()) / extract_ms
-            results[side].append((rate / extract_rate, cost, seconds, sum(per_page.values())))
-            print(
+            rounds.append(Round(side, seconds, sum(per_page.values())))
+            line = (
                 f"round={n} side={side} seconds={seconds:.2f} failed={stats['failed']} "
-                f"ratio={rate / extract_rate:.2f} cost={cost:.2f} extract_ms={extract_ms:.2f} "
-                + " ".join(f"{k}={v:.2f}" for k, v in per_page.items()),
-                flush=True,
+                + " ".join(f"{k}={v:.2f}" for k, v in per_page.items())
             )
+            # The next round starts from the same database.
+            db.execute("DELETE FROM projects WHERE id = %s", (project,))
+            db.execute("DELETE FROM procrastinate_jobs WHERE queue_name = 'embedding'")
+            db.execute("VACUUM urls, chunks, procrastinate_jobs")
+            if args.ratio:
+                extract_rate = extraction_rate(files)
+                line += f" ratio={len(urls) / seconds / extract_rate:.2f}"
+            print(line, flush=True)
     finally:
         for procs in sets.values():
             for p in procs:
@@ -188,20 +212,14 @@ def main() -> None:
                 cwd=ROOT,
                 capture_output=True,
             )
-    med = {
-        side: tuple(statistics.median(r[i] for r in rows) for i in range(4))
-        for side, rows in results.items()
-        if rows
-    }
-    if len(med) == 2:
-        a, b = med["A"], med["B"]
+    pairs = [(rounds[i], rounds[i + 1]) for i in range(0, len(rounds) - 1, 2)]
+    pairs = [(a, b) if a.side == "A" else (b, a) for a, b in pairs]
+    if pairs:
+        s = interval([b.seconds / a.seconds for a, b in pairs])
+        c = interval([b.cpu_ms / a.cpu_ms for a, b in pairs])
         print(
-            f"a_seconds={a[2]:.2f} b_seconds={b[2]:.2f} a_cpu_ms={a[3]:.2f} b_cpu_ms={b[3]:.2f}"
-            f" b_over_a_seconds={b[2] / a[2]:.2f} b_over_a_cpu={b[3] / a[3]:.2f}"
-        )
-        print(
-            f"a_ratio={a[0]:.2f} b_ratio={b[0]:.2f} a_cost={a[1]:.2f} "
-            f"b_cost={b[1]:.2f} b_over_a_cost={b[1] / a[1]:.2f}"
+            f"pairs={len(pairs)} b_over_a_seconds={s[0]:.3f} [{s[1]:.3f}, {s[2]:.3f}]"
+            f" b_over_a_cpu={c[0]:.3f} [{c[1]:.3f}, {c[2]:.3f}]"
         )
 
 

@@ -10,7 +10,13 @@ cannot flatter the ratio). With `--until chunked` (the ingestion stage) the work
 the `ingestion` queue only, as dedicated ingestion workers do: the embedding jobs the
 hand-off queues are the next stage, measured by `--until ready` with workers on every queue
 (`--queue` overrides both). CPU per page of each process group goes to stderr, split into
-user and kernel time with context switches. Last line:
+user and kernel time with context switches.
+
+Leave 5 minutes between runs. On ext4 without a journal (this machine's disk) a new file
+skips every inode freed in the last 60-300 s (`recently_deleted()` in the inode allocator):
+after a run deletes its database and object store (~4,000 files), creating a file costs
+~1.4 ms of kernel CPU instead of ~0.03 ms for the next few minutes, and the two snapshot
+files each page writes cost the next run ~2 ms of CPU per page. Last line:
 
     pages=… seconds=… pages_per_s=… extract_only_pages_per_s=… ratio=…
 
