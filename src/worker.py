@@ -2,19 +2,24 @@
 
 Every API process opens it to enqueue; `projex worker` (and `projex serve` unless
 `--no-worker`) runs workers. Jobs are enqueued after the request's commit
-(`defer_after_commit`); a reconciler loop re-queues work whose enqueue or worker died.
+(`defer_after_commit`), and a reconciler loop re-queues work whose enqueue or worker died;
+or, for jobs without a queueing lock, inside the transaction itself (`defer_in_transaction`:
+visible at commit, gone on rollback).
 Domain tasks live in `<domain>/tasks.py` on procrastinate Blueprints, registered here.
 """
 
 import asyncio
 import contextlib
 import gc
+import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import procrastinate
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
+from sqlalchemy import Text, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.config import ProjexSettings, split_csv
@@ -129,6 +134,40 @@ def defer_many_after_commit(
         await defer_many(task_name, jobs, delay_seconds=delay_seconds)
 
     after_commit(session, enqueue)
+
+
+# procrastinate's own enqueue function (the one its connector calls), run in the caller's
+# transaction: no queueing lock (a conflict would abort the caller's transaction).
+_DEFER_IN_TRANSACTION = text(
+    """
+    SELECT unnest(procrastinate_defer_jobs_v1(ARRAY(
+      SELECT ROW(:queue, :task, :priority, NULL, NULL, a::jsonb, NULL)
+             ::procrastinate_job_to_defer_v1
+      FROM unnest(:args) AS a)))
+    """
+).bindparams(bindparam("args", type_=ARRAY(Text)))
+
+
+async def defer_in_transaction(
+    session: AsyncSession, task_name: str, jobs: list[dict[str, Any]]
+) -> None:
+    """Enqueue jobs (the task's kwargs, one dict each) inside the session's transaction:
+    workers see them when it commits and a rollback removes them, so no hand-off can be lost
+    between a commit and an enqueue, and it costs one statement instead of a round of the
+    queue's own connection pool."""
+    if not jobs:
+        return
+    register_tasks()
+    job = queue_app.tasks[task_name].configure().job
+    await session.execute(
+        _DEFER_IN_TRANSACTION,
+        {
+            "queue": job.queue,
+            "task": job.task_name,
+            "priority": job.priority,
+            "args": [json.dumps(kwargs) for kwargs in jobs],
+        },
+    )
 
 
 async def defer_many(

@@ -396,7 +396,7 @@ async def ingest_batch(
             if url_id in live:
                 urls_service.enqueue_ingest(session, [url_id], delay_seconds=delay)
         # Hand-off: the vectorization domain embeds the new chunks and marks the URLs ready.
-        vectorization_service.hand_off(session, [p.claim.id for p in prepared])
+        await vectorization_service.hand_off(session, [p.claim.id for p in prepared])
     if prepared:
         log.info(
             "urls.chunked",

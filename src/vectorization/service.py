@@ -26,7 +26,7 @@ from src.vectorization.constants import HNSW_INDEX_PREFIX, JobScope, JobStatus
 from src.vectorization.exceptions import JobNotFound, ProviderUnavailable
 from src.vectorization.models import Embedding, VectorizationJob
 from src.vectorization.schemas import EmbeddingSettings, JobRead, VectorizeRequest
-from src.worker import defer_after_commit, defer_many_after_commit
+from src.worker import defer_after_commit, defer_in_transaction
 
 log = get_logger(__name__)
 
@@ -280,16 +280,13 @@ async def _maybe_switch_model(session: AsyncSession, project_id: uuid.UUID, mode
         log.info("embeddings.model_switched", project_id=project_id, old=current, new=model)
 
 
-def hand_off(session: AsyncSession, url_ids: list[uuid.UUID]) -> None:
-    """Queue embedding of freshly chunked URLs, after the chunks are committed."""
-    size = 64
-    defer_many_after_commit(
-        session,
-        EMBED_TASK,
-        [
-            (None, {"url_ids": [str(u) for u in url_ids[i : i + size]]})
-            for i in range(0, len(url_ids), size)
-        ],
+async def hand_off(session: AsyncSession, url_ids: list[uuid.UUID]) -> None:
+    """Queue embedding of freshly chunked URLs in the transaction that stores their chunks:
+    the jobs exist exactly when the chunks do (a URL can never stay `chunked` because a
+    worker died between its commit and the enqueue)."""
+    ids = [str(u) for u in url_ids]
+    await defer_in_transaction(
+        session, EMBED_TASK, [{"url_ids": ids[i : i + 64]} for i in range(0, len(ids), 64)]
     )
 
 

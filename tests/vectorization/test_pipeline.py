@@ -33,6 +33,49 @@ async def vectors_of(url_id: uuid.UUID) -> dict:
         return {(r.chunk_id, r.model): r.created_at for r in rows}
 
 
+async def embed_jobs_for(url_id: uuid.UUID) -> list[tuple[str, str]]:
+    async with transaction() as s:
+        rows = await s.execute(
+            text(
+                "SELECT queue_name, status FROM procrastinate_jobs"
+                " WHERE task_name = :task AND args -> 'url_ids' ? :url"
+            ),
+            {"task": service.EMBED_TASK, "url": str(url_id)},
+        )
+        return [tuple(r) for r in rows]
+
+
+async def test_hand_off_commits_with_the_chunks(pages, committed) -> None:
+    """The embedding job is written by the transaction that stores the chunks (no queue
+    connection involved: the queue is not even open here)."""
+    pages.routes["/doc"] = respond(200, page("Doc", *SECTIONS))
+    _, project = await committed.user_and_project()
+    (url_id,) = await committed.add_urls(project, [pages.url("/doc")])
+    assert await pipeline.ingest_url(url_id) == "chunked"
+    assert await embed_jobs_for(url_id) == [("embedding", "todo")]
+
+
+async def test_a_store_that_fails_leaves_neither_chunks_nor_hand_off(
+    pages, committed, monkeypatch
+) -> None:
+    pages.routes["/doc"] = respond(200, page("Doc", *SECTIONS))
+    _, project = await committed.user_and_project()
+    (url_id,) = await committed.add_urls(project, [pages.url("/doc")])
+    real = service.hand_off
+
+    async def then_fail(session, url_ids) -> None:
+        await real(session, url_ids)
+        raise RuntimeError("the commit never comes")
+
+    monkeypatch.setattr(service, "hand_off", then_fail)
+    with pytest.raises(RuntimeError):
+        await pipeline.ingest_url(url_id)
+    assert await embed_jobs_for(url_id) == []
+    async with transaction() as s:
+        assert (await s.get(Url, url_id)).status == "fetching"  # claimed, never stored
+        assert not await s.scalar(select(func.count()).where(Chunk.url_id == url_id))
+
+
 async def test_worker_ingests_to_ready_and_reuses_vectors(pages, committed, running_worker) -> None:
     pages.routes["/doc"] = respond(200, page("Doc", *SECTIONS))
     _, project = await committed.user_and_project(chunk_size=128, chunk_overlap=16)
