@@ -42,13 +42,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import manual_dir, pages, serve
 from bench.ingest import (
+    bearer,
     cpu_seconds,
     embedded_run_env,
     extraction_rate,
     free_port,
     postgres_pids,
     projex,
+    sign_in,
     stop_embedded_postgres,
+    wait_for_workers,
     wait_ready,
     wait_until_done,
 )
@@ -138,22 +141,13 @@ def main() -> None:
                 worker_env = {**env, **extra[side]}
                 args_ = ["worker", "--queue", "ingestion"]
                 sets[side].append(projex(args_, worker_env, log, cwd=trees[side]))
-        deadline = time.monotonic() + 120
-        while not all(log.exists() and "worker ready" in log.read_text() for log in logs):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"workers did not start; logs in {tmp}")
-            time.sleep(0.2)
+        wait_for_workers(logs)
         for procs in sets.values():
             for p in procs:
                 p.send_signal(signal.SIGSTOP)
 
-        api = httpx.Client(base_url=f"{base}/api/v1", timeout=60)
-        creds = {"email": "compare@example.com", "password": "benchmark password"}
-        api.post("/auth/register", json=creds).raise_for_status()
-        token = api.post(
-            "/auth/login", data={"username": creds["email"], "password": creds["password"]}
-        ).json()["access_token"]
-        api.headers["Authorization"] = f"Bearer {token}"
+        token = sign_in(base, "compare@example.com")
+        api = httpx.Client(base_url=f"{base}/api/v1", timeout=60, headers=bearer(token))
         urls = [f"{origin}/{f.name}" for f in files]
         for n in range(2 * args.pairs):
             side = "AB"[(n + n // 2) % 2]  # A B, B A, A B, …

@@ -16,7 +16,15 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import manual_dir, pages, serve
-from bench.ingest import embedded_run_env, free_port, projex, stop_embedded_postgres, wait_ready
+from bench.ingest import (
+    bearer,
+    embedded_run_env,
+    free_port,
+    projex,
+    sign_in,
+    stop_embedded_postgres,
+    wait_ready,
+)
 
 QUESTIONS = Path(__file__).with_name("questions.tsv")
 
@@ -46,13 +54,8 @@ def main() -> None:
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(base)
-        api = httpx.Client(base_url=f"{base}/api/v1", timeout=120)
-        creds = {"email": "eval@example.com", "password": "evaluation password"}
-        api.post("/auth/register", json=creds)
-        token = api.post(
-            "/auth/login", data={"username": creds["email"], "password": creds["password"]}
-        ).json()
-        api.headers["Authorization"] = f"Bearer {token['access_token']}"
+        token = sign_in(base, "eval@example.com")
+        api = httpx.Client(base_url=f"{base}/api/v1", timeout=120, headers=bearer(token))
         project = api.post("/projects", json={"name": "manual"}).json()["id"]
         urls = [f"{origin}/{f.name}" for f in pages(directory)]
         for i in range(0, len(urls), 1000):

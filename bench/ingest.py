@@ -187,6 +187,28 @@ def wait_ready(base: str, timeout: float = 60) -> None:
     raise SystemExit("the API did not become ready")
 
 
+def sign_in(base: str, email: str, password: str = "benchmark password") -> str:
+    """Register `email` through the API (if it is new) and return an access token."""
+    with httpx.Client(base_url=f"{base}/api/v1", timeout=60) as api:
+        api.post("/auth/register", json={"email": email, "password": password})
+        answer = api.post("/auth/login", data={"username": email, "password": password})
+        answer.raise_for_status()
+        return answer.json()["access_token"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def wait_for_workers(logs: list[Path], timeout: float = 120) -> None:
+    """Until every worker's log says it is ready: start-up is not part of a measurement."""
+    deadline = time.monotonic() + timeout
+    while not all(log.exists() and "worker ready" in log.read_text() for log in logs):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"workers did not start; logs in {logs[0].parent}")
+        time.sleep(0.2)
+
+
 def wait_until_done(
     api: httpx.Client, project: str, n: int, until: str, started: float
 ) -> tuple[float, float, dict]:
@@ -259,21 +281,9 @@ def main() -> None:
         for _ in range(args.workers):
             queue_args = [arg for q in queues for arg in ("--queue", q)]
             procs.append(projex(["worker", *queue_args], env, tmp / f"worker-{len(procs)}.log"))
-        deadline = time.monotonic() + 120  # process start-up is not part of the measurement
-        while not all(
-            "worker ready" in (tmp / f"worker-{i}.log").read_text()
-            for i in range(1, args.workers + 1)
-        ):
-            if time.monotonic() > deadline:
-                raise SystemExit("workers did not start")
-            time.sleep(0.2)
-        api = httpx.Client(base_url=f"{base}/api/v1", timeout=60)
-        creds = {"email": "bench@example.com", "password": "benchmark password"}
-        api.post("/auth/register", json=creds).raise_for_status()
-        token = api.post(
-            "/auth/login", data={"username": creds["email"], "password": creds["password"]}
-        ).json()["access_token"]
-        api.headers["Authorization"] = f"Bearer {token}"
+        wait_for_workers([tmp / f"worker-{i}.log" for i in range(1, args.workers + 1)])
+        token = sign_in(base, "bench@example.com")
+        api = httpx.Client(base_url=f"{base}/api/v1", timeout=60, headers=bearer(token))
         project = api.post("/projects", json={"name": "postgresql manual"}).json()["id"]
 
         urls = [f"{origin}/{f.name}" for f in files]

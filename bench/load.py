@@ -28,6 +28,7 @@ from locust.env import Environment
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import QUERY_WORDS
+from bench.ingest import bearer, sign_in
 
 STATE: dict = {}
 
@@ -35,13 +36,8 @@ STATE: dict = {}
 def setup(base: str) -> None:
     from src.vectorization.providers import HashingProvider
 
-    api = httpx.Client(base_url=f"{base}/api/v1", timeout=120)
-    creds = {"email": f"load-{time.time_ns()}@example.com", "password": "load test password"}
-    api.post("/auth/register", json=creds).raise_for_status()
-    token = api.post(
-        "/auth/login", data={"username": creds["email"], "password": creds["password"]}
-    ).json()["access_token"]
-    api.headers["Authorization"] = f"Bearer {token}"
+    token = sign_in(base, f"load-{time.time_ns()}@example.com")
+    api = httpx.Client(base_url=f"{base}/api/v1", timeout=120, headers=bearer(token))
     project = api.post("/projects", json={"name": f"load {time.time_ns()}"}).json()["id"]
     embedder = HashingProvider(384)
     rng = random.Random(1)

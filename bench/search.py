@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ingest import free_port, wait_ready
+from bench.ingest import bearer, free_port, sign_in, wait_ready
 from src.database import start_embedded_postgres
 from src.vectorization.providers import HashingProvider
 
@@ -154,15 +154,8 @@ async def run(args: argparse.Namespace) -> None:
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(base)
-        client = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30)
-        creds = {"email": "search@example.com", "password": "benchmark password"}
-        await client.post("/auth/register", json=creds)
-        token = (
-            await client.post(
-                "/auth/login", data={"username": creds["email"], "password": creds["password"]}
-            )
-        ).json()
-        client.headers["Authorization"] = f"Bearer {token['access_token']}"
+        token = await asyncio.to_thread(sign_in, base, "search@example.com")
+        client = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30, headers=bearer(token))
         project = (await client.post("/projects", json={"name": "search bench"})).json()
         project_id = uuid.UUID(project["id"])
         await load(dsn, project_id, texts, vectors)

@@ -20,7 +20,15 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import QUERY_WORDS, manual_dir, pages, serve
-from bench.ingest import embedded_run_env, free_port, projex, stop_embedded_postgres, wait_ready
+from bench.ingest import (
+    bearer,
+    embedded_run_env,
+    free_port,
+    projex,
+    sign_in,
+    stop_embedded_postgres,
+    wait_ready,
+)
 
 
 def rss_mb(pid: int) -> float:
@@ -44,15 +52,8 @@ async def run(args: argparse.Namespace) -> None:
     counts = {"requests": 0, "errors": 0}
     samples: dict[str, list[float]] = {"api": [], "worker": []}
     try:
-        client = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=60)
-        creds = {"email": "soak@example.com", "password": "soak test password"}
-        await client.post("/auth/register", json=creds)
-        token = (
-            await client.post(
-                "/auth/login", data={"username": creds["email"], "password": creds["password"]}
-            )
-        ).json()
-        client.headers["Authorization"] = f"Bearer {token['access_token']}"
+        token = await asyncio.to_thread(sign_in, base, "soak@example.com")
+        client = httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=60, headers=bearer(token))
         deadline = time.monotonic() + args.seconds
 
         async def call(method: str, url: str, **kw) -> httpx.Response | None:

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ingest import free_port, wait_ready
+from bench.ingest import bearer, free_port, sign_in, wait_ready
 from src.database import start_embedded_postgres
 
 
@@ -136,13 +136,8 @@ def main() -> None:
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(base)
-        client = httpx.Client(base_url=f"{base}/api/v1", timeout=600)
-        creds = {"email": "vectors@example.com", "password": "benchmark password"}
-        client.post("/auth/register", json=creds)
-        token = client.post(
-            "/auth/login", data={"username": creds["email"], "password": creds["password"]}
-        ).json()["access_token"]
-        client.headers["Authorization"] = f"Bearer {token}"
+        token = sign_in(base, "vectors@example.com")
+        client = httpx.Client(base_url=f"{base}/api/v1", timeout=600, headers=bearer(token))
         project = client.post("/projects", json={"name": "vector push"}).json()["id"]
         api_s = copy_s = 0.0
         for batch in range(args.batches):
