@@ -162,6 +162,15 @@ def _prepare(
 # A dedicated worker's loop is held at most this long by CPU work before it lets other jobs'
 # fetches and queries through (then the next page starts a new slice).
 CPU_SLICE_SECONDS = 0.05
+# Pages that could hold the loop far longer than a slice (and its heartbeat past the stall
+# timeout) go to the CPU thread even in a dedicated worker: PDFs (pypdf is slow) and bodies
+# over 1 MiB (~40 ms of HTML extraction here; the manual's pages are 5-100 KB).
+ON_LOOP_MAX_BYTES = 1024 * 1024
+
+
+def _on_loop(item: tuple[Claim, FetchResult, str]) -> bool:
+    result = item[1]
+    return result.content_type != "application/pdf" and len(result.body) <= ON_LOOP_MAX_BYTES
 
 
 async def _prepare_batch(
@@ -169,15 +178,20 @@ async def _prepare_batch(
 ) -> list[Prepared | tuple[Claim, ExtractionError]]:
     """Extract and chunk a batch: in a dedicated worker on the event loop, in slices of
     CPU_SLICE_SECONDS (a usual batch is one slice: yielding after every page measured 7%
-    slower than running the batch through, bench/compare.py); else in one hop to the CPU
-    thread."""
+    slower than running the batch through, bench/compare.py), heavy pages excepted; else in
+    one hop to the CPU thread."""
     if not items:
         return []
-    if not cpu_on_loop():
-        return await asyncio.get_running_loop().run_in_executor(_cpu(), _prepare, items)
+    if cpu_on_loop():
+        on_loop = [i for i in items if _on_loop(i)]
+        heavy = [i for i in items if not _on_loop(i)]
+    else:
+        on_loop, heavy = [], items
     out: list[Prepared | tuple[Claim, ExtractionError]] = []
+    if heavy:
+        out += await asyncio.get_running_loop().run_in_executor(_cpu(), _prepare, heavy)
     slice_started = time.perf_counter()
-    for item in items:
+    for item in on_loop:
         out += _prepare([item])
         if time.perf_counter() - slice_started >= CPU_SLICE_SECONDS:
             await asyncio.sleep(0)

@@ -107,9 +107,9 @@ async def test_dedicated_worker_prepares_on_its_loop_in_slices(
 
     pages.routes["/a"] = respond(200, page("A", *SECTIONS))
     pages.routes["/b"] = respond(200, page("B", *SECTIONS))
-    pages.routes["/broken.pdf"] = respond(200, b"not a pdf", "application/pdf")
+    pages.routes["/empty"] = respond(200, b"")  # extraction fails: nothing to parse
     _, project = await committed.user_and_project()
-    ids = await committed.add_urls(project, [pages.url(p) for p in ("/a", "/broken.pdf", "/b")])
+    ids = await committed.add_urls(project, [pages.url(p) for p in ("/a", "/empty", "/b")])
 
     events: list[str] = []
     prepare = pipeline._prepare
@@ -145,6 +145,39 @@ async def test_dedicated_worker_prepares_on_its_loop_in_slices(
         assert between.count("tick") >= 2  # the loop ran between every two pages
     assert (await url_row(ids[1])).error_code == "unparsable"
     assert len(await chunk_ids(ids[0])) >= 1 and len(await chunk_ids(ids[2])) >= 1
+
+
+async def test_dedicated_worker_hands_pdfs_and_large_pages_to_the_cpu_thread(
+    pages, committed, monkeypatch
+) -> None:
+    """A PDF or a body over ON_LOOP_MAX_BYTES could hold the loop (and its heartbeat) far
+    longer than a slice: those go to the CPU thread; ordinary pages stay on the loop."""
+    import threading
+
+    from src import worker
+
+    big = page("Big", ("Section", "long words " * 100_000))
+    assert len(big) > pipeline.ON_LOOP_MAX_BYTES
+    pages.routes["/small"] = respond(200, page("Small", *SECTIONS))
+    pages.routes["/big"] = respond(200, big)
+    pages.routes["/doc.pdf"] = respond(200, b"not a pdf", "application/pdf")
+    _, project = await committed.user_and_project()
+    ids = await committed.add_urls(project, [pages.url(p) for p in ("/small", "/big", "/doc.pdf")])
+
+    where: dict[str, str] = {}
+    prepare = pipeline._prepare
+
+    def recorded(items):
+        for claim, _, _ in items:
+            where[claim.url.rsplit("/", 1)[1]] = threading.current_thread().name
+        return prepare(items)
+
+    monkeypatch.setattr(worker, "_cpu_on_loop", True)
+    monkeypatch.setattr(pipeline, "_prepare", recorded)
+    outcomes = await pipeline.ingest_batch(ids)
+    assert [outcomes[i] for i in ids] == ["chunked", "chunked", "failed"]
+    assert where["small"] == threading.current_thread().name  # the loop's thread
+    assert where["big"].startswith("projex-cpu") and where["doc.pdf"].startswith("projex-cpu")
 
 
 async def test_permanent_failures_are_recorded(pages, committed) -> None:
