@@ -86,24 +86,24 @@ def report_model_rate(files: list[Path], seconds: float, args: argparse.Namespac
     )
 
 
+def _times(pid: int) -> tuple[float, float]:
+    """(user s, system s) of a process and its reaped children, from /proc (0 if gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    return (int(fields[11]) + int(fields[13])) / tick, (int(fields[12]) + int(fields[14])) / tick
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """user+system CPU of processes (and their reaped children), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(f) for f in fields[11:15])
-    return total / tick
+    return sum(sum(_times(pid)) for pid in pids)
 
 
 def usage(pid: int) -> tuple[float, float, int]:
     """(user s, system s, context switches of all its threads) of a process, from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         switches = sum(
             int(line.split()[1])
             for task in Path(f"/proc/{pid}/task").iterdir()
@@ -112,7 +112,7 @@ def usage(pid: int) -> tuple[float, float, int]:
         )
     except OSError:
         return 0.0, 0.0, 0
-    return int(fields[11]) / tick, int(fields[12]) / tick, switches
+    return *_times(pid), switches
 
 
 def postgres_pids() -> list[int]:
@@ -293,8 +293,7 @@ def main() -> None:
             "postgres": postgres_pids,  # backends forked during the run count from zero
             "bench+pages": lambda: [os.getpid()],
         }
-        cpu_before = {pid: cpu_seconds([pid]) for pids in groups.values() for pid in pids()}
-        usage_before = {pid: usage(pid) for pids in groups.values() for pid in pids()}
+        before = {pid: usage(pid) for pids in groups.values() for pid in pids()}
         started = time.time()
         for i in range(0, len(urls), 1000):
             api.post(
@@ -304,26 +303,27 @@ def main() -> None:
         seconds, polled, stats = wait_until_done(api, project, len(urls), args.until, started)
         print(f"seconds={seconds:.2f} (the poll saw it at {polled:.2f})", file=sys.stderr)
         failed = stats["failed"]
-        cpu = {
-            name: sum(cpu_seconds([pid]) - cpu_before.get(pid, 0.0) for pid in pids())
-            for name, pids in groups.items()
-        }
+        # Where the CPU went, per page: user and kernel time, and context switches (each
+        # database round trip, fetch or thread hand-off is one or two).
+        spent = {}
+        for name, pids in groups.items():
+            deltas = [
+                [
+                    now - then
+                    for now, then in zip(usage(pid), before.get(pid, (0, 0, 0)), strict=True)
+                ]
+                for pid in pids()
+            ]
+            user, system, switches = (sum(d[i] for d in deltas) for i in range(3))
+            spent[name] = (1000 * user / len(urls), 1000 * system / len(urls), switches / len(urls))
         print(
             "cpu ms per page: "
-            + " ".join(f"{name}={1000 * value / len(urls):.2f}" for name, value in cpu.items()),
+            + " ".join(f"{name}={user + system:.2f}" for name, (user, system, _) in spent.items()),
             file=sys.stderr,
         )
-        # Where the CPU went: user vs kernel time, and context switches (each database round
-        # trip, fetch or thread hand-off is one or two), per page.
-        for name, pids in groups.items():
-            user = system = switches = 0.0
-            for pid in pids():
-                now, then = usage(pid), usage_before.get(pid, (0.0, 0.0, 0))
-                user, system = user + now[0] - then[0], system + now[1] - then[1]
-                switches += now[2] - then[2]
+        for name, (user, system, switches) in spent.items():
             print(
-                f"  {name}: user={1000 * user / len(urls):.2f} sys={1000 * system / len(urls):.2f}"
-                f" switches={switches / len(urls):.1f}",
+                f"  {name}: user={user:.2f} sys={system:.2f} switches={switches:.1f}",
                 file=sys.stderr,
             )
     finally:
