@@ -15,10 +15,11 @@ than a pair cancels out. Last line: the geometric means over the pairs with a 95
 
     pairs=… b_over_a_seconds=… [lo, hi] b_over_a_cpu=… [lo, hi]
 
-`--ratio` also measures the bare-extraction baseline after each round (2 s more a round)
-and prints each round's ingest.py-style ratio. Both sides share the disk, whose file
-creation is slow for minutes after mass deletions (see bench/ingest.py): the comparison
-holds, the absolute figures of a run started soon after another do not.
+`--ratio` also measures the bare-extraction baseline after each round (one pass, 2 s more a
+round; ingest.py takes the median of six) and prints each round's ratio against it. Both
+sides share the disk, whose file creation is slow for minutes after mass deletions (see
+bench/ingest.py): the comparison holds, the absolute figures of a run started soon after
+another do not.
 
 Usage: uv run python bench/compare.py [--ref-a HEAD] [--env-a K=V] [--env-b K=V]
                                       [--pairs 10] [--workers 2] [--limit N] [--ratio]
