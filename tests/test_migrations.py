@@ -128,3 +128,93 @@ def test_production_downgrade_needs_the_flag() -> None:
     )
     assert result.returncode == 2
     assert "without --allow-downgrade" in result.stderr
+
+
+def test_chunk_count_is_backfilled_then_kept_by_the_database(database_url: str, engine) -> None:
+    """0009 on a database with chunks: every URL's count is backfilled, then the triggers
+    follow any writer (raw SQL here, the services in tests/chunks), cascades included."""
+    import asyncio
+    import concurrent.futures
+    import uuid
+
+    from sqlalchemy import make_url, text
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    from src.database import upgrade_database
+
+    chunk_sql = text(
+        "INSERT INTO chunks (project_id, url_id, ordinal, text, headings, char_start, char_end,"
+        " token_count, content_hash) SELECT :p, :u, i, 'hello', '{}', 0, 5, 1, 'h'"
+        " FROM generate_series(1, :n) i"
+    )
+
+    async def scenario() -> None:
+        name = f"projex_chunk_count_{uuid.uuid4().hex[:8]}"
+        admin = create_async_engine(database_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+        db = create_async_engine(url, poolclass=NullPool)
+        try:
+            await upgrade_database(db, "0008_urls_list_order")
+            async with db.begin() as conn:
+                user = await conn.scalar(
+                    text(
+                        "INSERT INTO users (email, password_hash) VALUES ('c@example.com', 'x')"
+                        " RETURNING id"
+                    )
+                )
+                project = await conn.scalar(
+                    text(
+                        "INSERT INTO projects (owner_id, name, version) VALUES (:u, 'p', 1)"
+                        " RETURNING id"
+                    ),
+                    {"u": user},
+                )
+                urls = [
+                    await conn.scalar(
+                        text("INSERT INTO urls (project_id, url) VALUES (:p, :url) RETURNING id"),
+                        {"p": project, "url": f"https://e.example/{i}"},
+                    )
+                    for i in range(3)
+                ]
+                for url_id, n in zip(urls, (3, 1), strict=False):  # the third has none
+                    await conn.execute(chunk_sql, {"p": project, "u": url_id, "n": n})
+            await upgrade_database(db)
+
+            async def counts() -> list[int]:
+                async with db.connect() as conn:
+                    rows = await conn.execute(
+                        text(
+                            "SELECT u.chunk_count, (SELECT count(*) FROM chunks c"
+                            " WHERE c.url_id = u.id) FROM urls u WHERE u.id = ANY(:ids)"
+                            " ORDER BY u.url"
+                        ),
+                        {"ids": urls},
+                    )
+                    pairs = rows.all()
+                assert all(kept == actual for kept, actual in pairs), pairs
+                return [kept for kept, _ in pairs]
+
+            assert await counts() == [3, 1, 0]
+            async with db.begin() as conn:  # one statement for two URLs, then a partial delete
+                await conn.execute(chunk_sql, {"p": project, "u": urls[2], "n": 2})
+                await conn.execute(
+                    text("DELETE FROM chunks WHERE url_id = :u AND ordinal > 1"), {"u": urls[0]}
+                )
+            assert await counts() == [1, 1, 2]
+            async with db.begin() as conn:  # a cascade finds its URL gone: nothing to update
+                await conn.execute(text("DELETE FROM urls WHERE id = :u"), {"u": urls[1]})
+            assert await counts() == [1, 2]
+            async with db.begin() as conn:
+                await conn.execute(text("DELETE FROM projects WHERE id = :p"), {"p": project})
+                assert await conn.scalar(text("SELECT count(*) FROM chunks")) == 0
+        finally:
+            await db.dispose()
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE "{name}"'))
+            await admin.dispose()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # its own event loop
+        pool.submit(asyncio.run, scenario()).result()

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from src.auth.schemas import Principal
-from src.chunks.models import Chunk
 from src.database import escape_like
 from src.exceptions import PreconditionFailed
 from src.pagination import LimitOffset, Page
@@ -109,14 +108,12 @@ def _with_stats(query: Select) -> Select:
             *counts,
             func.count().label("urls_total"),
             func.max(Url.ingested_at).label("last_ingested_at"),
+            # Each URL's count, kept by the database: counting the project's chunks here read
+            # every new chunk's heap page while ingestion runs (786 ms at 100,000).
+            func.coalesce(func.sum(Url.chunk_count), 0).label("chunks"),
         )
         .where(Url.project_id == Project.id)
         .lateral("url_stats")
-    )
-    chunk_stats = (
-        select(func.count().label("chunks"))
-        .where(Chunk.project_id == Project.id)
-        .lateral("chunk_stats")
     )
     share_stats = (
         select(func.count().label("active_shares"))
@@ -124,10 +121,7 @@ def _with_stats(query: Select) -> Select:
         .lateral("share_stats")
     )
     return (
-        query.add_columns(url_stats, chunk_stats, share_stats)
-        .join(url_stats, true())
-        .join(chunk_stats, true())
-        .join(share_stats, true())
+        query.add_columns(url_stats, share_stats).join(url_stats, true()).join(share_stats, true())
     )
 
 

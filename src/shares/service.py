@@ -234,7 +234,11 @@ async def shared_project(*, session: AsyncSession, share: ShareAccess) -> Shared
     row = (
         await session.execute(
             select(
-                Project.name, Project.description, *counts, func.max(Url.ingested_at).label("last")
+                Project.name,
+                Project.description,
+                *counts,
+                func.max(Url.ingested_at).label("last"),
+                func.coalesce(func.sum(Url.chunk_count), 0).label("chunks"),  # kept per URL
             )
             .select_from(Project)
             .outerjoin(Url, Url.project_id == Project.id)
@@ -242,9 +246,6 @@ async def shared_project(*, session: AsyncSession, share: ShareAccess) -> Shared
             .group_by(Project.id)
         )
     ).one()
-    chunks = await session.scalar(
-        text("SELECT count(*) FROM chunks WHERE project_id = :p"), {"p": share.project_id}
-    )
     return SharedProject(
         name=row.name,
         description=row.description,
@@ -252,7 +253,7 @@ async def shared_project(*, session: AsyncSession, share: ShareAccess) -> Shared
         expires_at=share.expires_at,
         stats=SharedStats(
             urls=UrlStatusCounts(**{s.value: getattr(row, s.value) for s in UrlStatus}),
-            chunks=chunks or 0,
+            chunks=row.chunks,
             last_ingested_at=row.last,
         ),
     )

@@ -71,6 +71,9 @@ class Url(UUIDPrimaryKey, Timestamps, Base):
     last_modified: Mapped[str | None] = mapped_column(Text)
     snapshot_key: Mapped[str | None] = mapped_column(Text)
     text_key: Mapped[str | None] = mapped_column(Text)
+    # How many chunks the page has: kept by statement triggers on `chunks` (migration 0009),
+    # never written by the application, so project stats sum it instead of counting chunks.
+    chunk_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ingested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Which job is processing the row, until when: one active ingestion per URL, and a

@@ -1,7 +1,7 @@
 """replace_chunks_many writes the same rows through both paths (multi-row INSERT below
 COPY_THRESHOLD, binary COPY above) and keeps unchanged chunks' ids on a changed page."""
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.chunks import service
@@ -66,3 +66,42 @@ async def test_both_write_paths_store_the_drafts_and_keep_unchanged_ids(
     assert (diff.kept, diff.inserted, diff.deleted) == (len(changed), [], 1)
     after = await session.scalars(select(Chunk).where(Chunk.url_id == large.id))
     assert all(ids_before[c.content_hash] == c.id for c in after)
+
+
+async def test_each_url_carries_its_chunk_count_through_every_write_path(
+    session: AsyncSession,
+) -> None:
+    """The count the stats sum (kept by the database) equals the rows, after the INSERT and
+    COPY paths, a page that loses chunks, one that keeps them, and one that empties."""
+    project = await create_project(session, await create_user(session))
+    urls = [Url(project_id=project.id, url=f"https://c.example/{i}") for i in range(3)]
+    session.add_all(urls)
+    await session.flush()
+
+    async def kept_and_actual() -> list[tuple[int, int]]:
+        rows = await session.execute(
+            select(
+                Url.chunk_count,
+                select(func.count()).where(Chunk.url_id == Url.id).scalar_subquery(),
+            )
+            .where(Url.id.in_([u.id for u in urls]))
+            .order_by(Url.url)
+        )
+        return [tuple(r) for r in rows]
+
+    few, many = drafts_for(3), drafts_for(service.COPY_THRESHOLD + 10)
+    await service.replace_chunks_many(
+        session=session, items=[(project.id, urls[0].id, few), (project.id, urls[1].id, many)]
+    )
+    assert await kept_and_actual() == [(len(few), len(few)), (len(many), len(many)), (0, 0)]
+    await service.replace_chunks_many(
+        session=session,
+        items=[
+            (project.id, urls[0].id, few),  # unchanged: kept, not rewritten
+            (project.id, urls[1].id, many[:5] + drafts_for(2, tag="new")),  # lost and gained
+            (project.id, urls[2].id, drafts_for(4)),
+        ],
+    )
+    assert await kept_and_actual() == [(len(few), len(few)), (7, 7), (4, 4)]
+    await service.replace_chunks_many(session=session, items=[(project.id, urls[2].id, [])])
+    assert (await kept_and_actual())[2] == (0, 0)

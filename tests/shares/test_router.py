@@ -47,6 +47,7 @@ async def test_owner_shares_anonymous_reads_and_searches(
     assert info.status_code == 200
     body = info.json()
     assert body["name"] == "Shared docs" and body["stats"]["urls"]["ready"] == 4
+    assert body["stats"]["chunks"] == 4  # one chunk per pushed vector
     assert "owner" not in str(body) and "settings" not in body and owner.email not in info.text
     urls = (await client.get(f"{S}/{token}/urls")).json()
     assert urls["total"] == 4 and set(urls["items"][0]) == {

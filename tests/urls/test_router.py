@@ -171,6 +171,14 @@ async def test_url_pages_count_their_own_chunks(
     assert [i["id"] for i in whole["items"]] == seen  # pages follow the list's order
     one = (await client.get(f"{P}/{project.id}/urls/{ids[0]}", headers=bearer(owner))).json()
     assert one["chunk_count"] == 0  # its twin in the other project has chunks
+    # The project stats sum the same per-URL counts, each project its own.
+    listed = (await client.get(P, headers=bearer(owner))).json()["items"]
+    totals = {item["id"]: item["stats"]["chunks"] for item in listed}
+    other_chunks = await session.scalar(
+        select(func.count()).select_from(Chunk).where(Chunk.project_id == other.id)
+    )
+    assert other_chunks > 0
+    assert totals == {str(project.id): sum(actual.values()), str(other.id): other_chunks}
 
 
 async def test_list_filter_get_and_delete(client: httpx.AsyncClient, session: AsyncSession) -> None:
