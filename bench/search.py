@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.ingest import bearer, free_port, sign_in, wait_ready
+from src.chunks.service import COPY_COLUMNS
 from src.database import start_embedded_postgres
 from src.vectorization.providers import HashingProvider
 
@@ -79,18 +80,7 @@ async def load(dsn: str, project_id: uuid.UUID, texts: list[str], vectors: np.nd
     )
     await conn.copy_records_to_table(
         "chunks",
-        columns=[
-            "id",
-            "project_id",
-            "url_id",
-            "ordinal",
-            "text",
-            "headings",
-            "char_start",
-            "char_end",
-            "token_count",
-            "content_hash",
-        ],
+        columns=COPY_COLUMNS,
         records=[
             (c, project_id, u, 0, t, [], 0, len(t), 30, str(i))
             for i, (c, u, t) in enumerate(zip(chunk_ids, url_ids, texts, strict=True))

@@ -33,22 +33,11 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.ingest import stop_embedded_postgres
+from src.chunks.service import COPY_COLUMNS
 from src.database import start_embedded_postgres
 
 COUNT = "SELECT count(*) FROM chunks WHERE project_id = $1"
 SUM = "SELECT coalesce(sum(chunk_count), 0) FROM urls WHERE project_id = $1"
-COLUMNS = [
-    "id",
-    "project_id",
-    "url_id",
-    "ordinal",
-    "text",
-    "headings",
-    "char_start",
-    "char_end",
-    "token_count",
-    "content_hash",
-]
 TEXT = "PostgreSQL provides several index types: B-tree, Hash, GiST, SP-GiST, GIN and BRIN. " * 11
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -124,7 +113,7 @@ async def main(args: argparse.Namespace) -> None:
             async with conn.transaction():
                 await conn.copy_records_to_table(
                     "chunks",
-                    columns=COLUMNS,
+                    columns=COPY_COLUMNS,
                     records=rows_for(project, urls[i : i + 1000], args.chunks),
                 )
         assert await conn.fetchval(COUNT, project) == await conn.fetchval(SUM, project)
@@ -153,7 +142,7 @@ async def main(args: argparse.Namespace) -> None:
             await conn.execute(f"ALTER TABLE chunks {state} TRIGGER chunks_count_added")
             before = backend_cpu(pid)
             async with conn.transaction():
-                await conn.copy_records_to_table("chunks", columns=COLUMNS, records=rows)
+                await conn.copy_records_to_table("chunks", columns=COPY_COLUMNS, records=rows)
             spent[triggers].append(1000 * (backend_cpu(pid) - before))
         await conn.execute("ALTER TABLE chunks ENABLE TRIGGER chunks_count_added")
         with_ms, without_ms = statistics.mean(spent[True]), statistics.mean(spent[False])

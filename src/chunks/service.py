@@ -25,7 +25,8 @@ class ChunkDiff:
 
 
 COPY_THRESHOLD = 32  # rows; below it one multi-row INSERT beats COPY's extra round trip
-_COPY_COLUMNS = [
+# The column order of a binary COPY into `chunks` (bench scripts write rows in it too).
+COPY_COLUMNS = [
     "id",
     "project_id",
     "url_id",
@@ -52,7 +53,7 @@ async def _copy_chunks(session: AsyncSession, rows: list[dict]) -> None:
     if not driver.is_in_transaction():  # the adapter begins its transaction lazily
         await connection.exec_driver_sql("SELECT 1")
     await driver.copy_records_to_table(
-        "chunks", columns=_COPY_COLUMNS, records=[tuple(r[c] for c in _COPY_COLUMNS) for r in rows]
+        "chunks", columns=COPY_COLUMNS, records=[tuple(r[c] for c in COPY_COLUMNS) for r in rows]
     )
 
 
