@@ -6,10 +6,10 @@ Read: a project of --urls URLs with --chunks chunks each is written, as ingestio
 (not yet vacuumed, which is when the SPA polls; autovacuum is held off on `chunks` so it
 cannot step in mid-run), then the two statements run alternately, `--reads` times each,
 after one warm-up of each; then again once the table is vacuumed (the old count's best
-case). Write: `--batches` batches of 16 pages
-(the manual's ~7 chunks a page) are copied into `chunks` with the counting triggers enabled
-and disabled, alternately, each batch in its own transaction; PostgreSQL's CPU per batch is
-read from the backend's /proc entry. Last lines:
+case). Write: `--batches` batches of 16 pages (the manual's ~7 chunks a page) on each side
+are copied into `chunks`, with the counting trigger enabled and disabled in ABBA order, each
+batch in its own transaction; PostgreSQL's CPU per batch is read from the backend's /proc
+entry (clock ticks: the mean over many batches is the figure, not any one). Last lines:
 
     read: chunks=… count_ms=… sum_ms=… ratio=…
     read vacuumed: chunks=… count_ms=… sum_ms=… ratio=…
