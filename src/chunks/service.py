@@ -40,6 +40,13 @@ COPY_COLUMNS = [
 ]
 
 
+# The URLs whose chunks are replaced, locked in id order before their chunks are read: a
+# concurrent replace of the same URL (two pushes of one document) waits and then reads what
+# the first one wrote, instead of adding its chunks beside them. A no-op in the pipeline,
+# whose store transaction has them locked already.
+_LOCK_URLS = text("SELECT id FROM urls WHERE id = ANY(:url_ids) ORDER BY id FOR UPDATE").bindparams(
+    bindparam("url_ids", type_=ARRAY(PG_UUID(as_uuid=True)))
+)
 _EXISTING = text(
     "SELECT url_id, id, content_hash FROM chunks WHERE url_id = ANY(:url_ids)"
     " ORDER BY url_id, ordinal"
@@ -67,10 +74,12 @@ async def replace_chunks_many(
     *, session: AsyncSession, items: list[tuple[uuid.UUID, uuid.UUID, list[ChunkDraft]]]
 ) -> ChunkDiff:
     """Make each URL's chunks equal its drafts: same-hash chunks are kept (ordinal and
-    offsets updated), new ones inserted, the rest deleted. Four statements for any batch."""
+    offsets updated), new ones inserted, the rest deleted. Five statements for any batch."""
     if not items:
         return ChunkDiff(kept=0, inserted=[], deleted=0)
-    existing = await session.execute(_EXISTING, {"url_ids": [url_id for _, url_id, _ in items]})
+    url_ids = [url_id for _, url_id, _ in items]
+    await session.execute(_LOCK_URLS, {"url_ids": url_ids})
+    existing = await session.execute(_EXISTING, {"url_ids": url_ids})
     by_url: dict[uuid.UUID, dict[str, list[uuid.UUID]]] = defaultdict(lambda: defaultdict(list))
     for row in existing:
         by_url[row.url_id][row.content_hash].append(row.id)

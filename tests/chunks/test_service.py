@@ -105,3 +105,35 @@ async def test_each_url_carries_its_chunk_count_through_every_write_path(
     assert await kept_and_actual() == [(len(few), len(few)), (7, 7), (4, 4)]
     await service.replace_chunks_many(session=session, items=[(project.id, urls[2].id, [])])
     assert (await kept_and_actual())[2] == (0, 0)
+
+
+async def test_concurrent_replaces_of_one_url_leave_one_set_of_chunks(committed) -> None:
+    """Two transactions replace one URL's chunks at once (two pushes of a document): the
+    second waits for the first and replaces what it wrote, instead of adding beside it."""
+    import asyncio
+
+    from src.database import transaction
+
+    _, project = await committed.user_and_project()
+    (url_id,) = await committed.add_urls(project, ["https://race.example/doc"])
+    first, second = drafts_for(3, tag="first"), drafts_for(4, tag="second")
+
+    async def replace_in_own_transaction(drafts, started: asyncio.Event) -> None:
+        async with transaction() as s:
+            started.set()
+            await service.replace_chunks(
+                session=s, project_id=project.id, url_id=url_id, drafts=drafts
+            )
+
+    async with transaction() as s:
+        await service.replace_chunks(session=s, project_id=project.id, url_id=url_id, drafts=first)
+        started = asyncio.Event()
+        racer = asyncio.create_task(replace_in_own_transaction(second, started))
+        await started.wait()
+        await asyncio.sleep(0.5)  # the racer reads (or, locked out, waits) meanwhile
+        assert not racer.done()  # it waits for the first transaction's lock
+    await asyncio.wait_for(racer, 20)
+
+    async with transaction() as s:
+        assert await stored(s, url_id) == expected(second)
+        assert await s.scalar(select(Url.chunk_count).where(Url.id == url_id)) == len(second)
