@@ -1,5 +1,6 @@
 """replace_chunks_many writes the same rows through both paths (multi-row INSERT below
-COPY_THRESHOLD, binary COPY above) and keeps unchanged chunks' ids on a changed page."""
+COPY_THRESHOLD, binary COPY above), keeps unchanged chunks' ids on a changed page, leaves
+each URL's kept chunk count right, and serialises concurrent replaces of one URL."""
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
