@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -205,6 +206,20 @@ def sign_in(base: str, email: str, password: str = "benchmark password") -> str:
         answer = api.post("/auth/login", data={"username": email, "password": password})
         answer.raise_for_status()
         return answer.json()["access_token"]
+
+
+async def insert_project(conn, name: str) -> uuid.UUID:
+    """A user and a project written straight into the database (asyncpg `conn`), for the
+    baselines that bypass the API."""
+    user = await conn.fetchval(
+        "INSERT INTO users (email, password_hash) VALUES ($1, 'x') RETURNING id",
+        f"{name}-{uuid.uuid4().hex[:8]}@example.com",
+    )
+    return await conn.fetchval(
+        "INSERT INTO projects (owner_id, name, version) VALUES ($1, $2, 1) RETURNING id",
+        user,
+        name,
+    )
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -32,7 +32,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ingest import stop_embedded_postgres
+from bench.ingest import insert_project, stop_embedded_postgres
 from src.chunks.service import COPY_COLUMNS
 from src.database import start_embedded_postgres
 
@@ -50,18 +50,6 @@ async def migrate(dsn: str) -> None:
     engine = create_async_engine(dsn)
     await upgrade_database(engine)
     await engine.dispose()
-
-
-async def make_project(conn: asyncpg.Connection) -> uuid.UUID:
-    user = await conn.fetchval(
-        "INSERT INTO users (email, password_hash) VALUES ($1, 'x') RETURNING id",
-        f"{uuid.uuid4().hex}@example.com",
-    )
-    return await conn.fetchval(
-        "INSERT INTO projects (owner_id, name, version) VALUES ($1, $2, 1) RETURNING id",
-        user,
-        uuid.uuid4().hex,
-    )
 
 
 async def add_urls(conn: asyncpg.Connection, project: uuid.UUID, n: int) -> list[uuid.UUID]:
@@ -107,7 +95,7 @@ async def main(args: argparse.Namespace) -> None:
         await conn.execute("ALTER TABLE chunks SET (autovacuum_enabled = off)")
 
         # Read: a project as ingestion leaves it.
-        project = await make_project(conn)
+        project = await insert_project(conn, "stats")
         urls = await add_urls(conn, project, args.urls)
         for i in range(0, len(urls), 1000):
             async with conn.transaction():

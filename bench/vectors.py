@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ingest import bearer, free_port, sign_in, wait_ready
+from bench.ingest import bearer, free_port, insert_project, sign_in, wait_ready
 from src.chunks.service import COPY_COLUMNS
 from src.database import start_embedded_postgres
 
@@ -74,12 +74,7 @@ async def _create_database(dsn: str, name: str) -> None:
 
 async def _baseline_project(dsn: str) -> uuid.UUID:
     conn = await asyncpg.connect(dsn)
-    user = await conn.fetchval(
-        "INSERT INTO users (email, password_hash) VALUES ('copy@example.com', 'x') RETURNING id"
-    )
-    project = await conn.fetchval(
-        "INSERT INTO projects (owner_id, name, version) VALUES ($1, 'copy', 1) RETURNING id", user
-    )
+    project = await insert_project(conn, "copy")
     await conn.close()
     return project
 
