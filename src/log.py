@@ -62,7 +62,9 @@ class EventLogger:
     def __init__(self, name: str) -> None:
         self._logger = logging.getLogger(name)
 
-    def _log(self, level: int, event: str, exc_info: bool, fields: dict[str, Any]) -> None:
+    def _log(
+        self, level: int, event: str, exc_info: bool | BaseException, fields: dict[str, Any]
+    ) -> None:
         if self._logger.isEnabledFor(level):
             self._logger.log(level, event, extra={"fields": fields}, exc_info=exc_info)
 
@@ -78,8 +80,9 @@ class EventLogger:
     def error(self, event: str, **fields: Any) -> None:
         self._log(logging.ERROR, event, False, fields)
 
-    def exception(self, event: str, **fields: Any) -> None:
-        self._log(logging.ERROR, event, True, fields)
+    def exception(self, event: str, exc: BaseException | None = None, **fields: Any) -> None:
+        """An error with its traceback: the one being handled, or `exc` (e.g. gathered)."""
+        self._log(logging.ERROR, event, exc if exc is not None else True, fields)
 
 
 def get_logger(name: str) -> EventLogger:

@@ -8,7 +8,8 @@
   with Host and SNI kept), so DNS rebinding cannot switch it;
 - redirects are followed by hand (FETCH_MAX_REDIRECTS), every hop checked the same way;
 - one total deadline (FETCH_TIMEOUT_SECONDS) and a body cap enforced while streaming
-  (FETCH_MAX_BYTES, counted after decompression);
+  (FETCH_MAX_BYTES, on the bytes received and on the decoded body; gzip and deflate are
+  inflated here, never more than the cap at a time, so a compression bomb stays small);
 - robots.txt honoured (cached per host, read once however many fetches wait for it), an
   identifying User-Agent, a per-host limit;
 - no cookie jar: cookies a page sets (for one tenant's fetch) are never sent with another.
@@ -18,6 +19,7 @@ import asyncio
 import ipaddress
 import socket
 import time
+import zlib
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
@@ -95,6 +97,56 @@ def _media_type(header: str | None) -> tuple[str, str | None]:
         if name.lower() == "charset" and value:
             charset = value.strip('"').strip()
     return media.strip().lower(), charset
+
+
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+class _Inflater:
+    """One Content-Encoding (gzip or deflate) inflated with a bound on each step's output.
+
+    httpx's own decoders inflate a whole network read at once: one 64 KiB read of a
+    compression bomb is ~64 MiB in memory before any cap can look at it. Here each step
+    produces at most one byte more than the room left under the cap."""
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        self._inflate = zlib.decompressobj(_WBITS[coding])
+        self._started = False
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        out = bytearray()
+        try:
+            if self.coding == "deflate" and not self._started and data:
+                self._started = True
+                try:  # RFC 9110 deflate is zlib-wrapped; some servers send it raw
+                    out += self._inflate.decompress(data, room + 1)
+                except zlib.error:
+                    self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+                    out += self._inflate.decompress(data, room + 1)
+                data = self._inflate.unconsumed_tail
+            while data and len(out) <= room:  # max_length 0 would mean unbounded: never here
+                out += self._inflate.decompress(data, room + 1 - len(out))
+                data = self._inflate.unconsumed_tail
+        except zlib.error as exc:
+            raise FetchError(
+                "decoding_error", f"the body is not valid {self.coding}: {exc}"
+            ) from exc
+        return bytes(out)
+
+
+def _inflater(header: str | None) -> _Inflater | None:
+    """The decoder for a Content-Encoding header (None: the body is as sent). The fetcher
+    asks for gzip or deflate only; anything else cannot be read, so it is refused."""
+    codings = [c.strip().lower() for c in (header or "").split(",")]
+    codings = [c for c in codings if c and c != "identity"]
+    if not codings:
+        return None
+    if len(codings) > 1 or codings[0] not in _WBITS:
+        raise FetchError(
+            "unsupported_encoding", f"content encoding {header.strip()!r} is not decoded"
+        )
+    return _Inflater(codings[0])
 
 
 class _NoCookies(httpx.Cookies):
@@ -204,10 +256,13 @@ class SafeFetcher:
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise FetchError("too_large", f"declared {declared} bytes, over the {limit} cap")
+        inflater = _inflater(response.headers.get("content-encoding"))
         body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > limit:
+        received = 0
+        async for chunk in response.aiter_raw():  # raw: decoded here, within the cap
+            received += len(chunk)
+            body += inflater.feed(chunk, limit - len(body)) if inflater else chunk
+            if len(body) > limit or received > limit:
                 raise FetchError("too_large", f"body exceeds the {limit} byte cap")
         return bytes(body)
 

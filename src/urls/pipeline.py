@@ -9,8 +9,10 @@ import asyncio
 import fnmatch
 import gzip
 import hashlib
+import io
 import time
 import uuid
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -148,15 +150,23 @@ def _prepare(
     for claim, result, body_hash in items:
         try:
             extracted = extract(result.body, result.content_type, result.charset)
+            settings = ProjectSettings.model_validate(claim.settings)
+            drafts = chunk_document(
+                extracted, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
+            )
         except ExtractionError as exc:
             out.append((claim, exc))
             continue
-        settings = ProjectSettings.model_validate(claim.settings)
-        drafts = chunk_document(
-            extracted, chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap
-        )
+        except Exception as exc:  # a parser bug on this page fails this page, not the batch
+            log.exception("url.extract_crashed", url_id=claim.id, content_type=result.content_type)
+            out.append((claim, ExtractionError("extraction_failed", _crash_message(exc))))
+            continue
         out.append(Prepared(claim, result, body_hash, extracted, drafts))
     return out
+
+
+def _crash_message(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 # A dedicated worker's loop is held at most this long by CPU work before it lets other jobs'
@@ -308,6 +318,12 @@ async def ingest_batch(
     retries: list[tuple[uuid.UUID, float]] = []
     to_prepare: list[tuple[Claim, FetchResult, str]] = []
     for claim, result in zip(claims, fetched, strict=True):
+        if isinstance(result, Exception) and not isinstance(result, FetchError):
+            # A bug or an unforeseen failure on this URL's answer fails this URL (retried
+            # like a transient error, then final), not the batch: the job retrying as a
+            # whole would meet the same answer again and sink every URL beside it.
+            log.exception("url.fetch_crashed", result, url_id=claim.id)
+            result = FetchError("internal_error", _crash_message(result), transient=True)
         if isinstance(result, FetchError):
             final = not result.transient or claim.attempts >= fetch_settings.INGEST_MAX_ATTEMPTS
             errors.append(_error_row(claim, result, final=final))
@@ -522,8 +538,11 @@ SITEMAP_MAX_UNZIPPED = 50 * 1024 * 1024
 def parse_sitemap(body: bytes) -> tuple[list[str], list[str]]:
     """(page URLs, child sitemap URLs). Gzip accepted; entities and network never resolved."""
     if body[:2] == b"\x1f\x8b":
-        with gzip.GzipFile(fileobj=__import__("io").BytesIO(body)) as handle:
-            body = handle.read(SITEMAP_MAX_UNZIPPED + 1)
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(body)) as handle:
+                body = handle.read(SITEMAP_MAX_UNZIPPED + 1)
+        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+            raise ExtractionError("unparsable", f"sitemap gzip is corrupt: {exc}") from exc
         if len(body) > SITEMAP_MAX_UNZIPPED:
             raise ExtractionError("too_large", "sitemap too large once decompressed")
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, recover=True)
@@ -557,19 +576,28 @@ async def run_crawl(crawl_id: uuid.UUID) -> str:
         else:
             await _seed_sitemap(crawl_id, sitemap_url or "", params)
     except (FetchError, ExtractionError, UrlRejected) as exc:
-        message = getattr(exc, "message", str(exc))
-        async with transaction() as session:
-            await session.execute(
-                update(Crawl)
-                .where(Crawl.id == crawl_id)
-                .values(
-                    status=CrawlStatus.FAILED,
-                    error_message=message[:1000],
-                    finished_at=text("now()"),
-                )
-            )
+        await _fail_crawl(crawl_id, getattr(exc, "message", str(exc)))
+        return "failed"
+    except Exception as exc:
+        # Anything else (a bug, a sitemap no parser expected) fails the crawl visibly: a retry
+        # of this job would find it `running` and skip it, leaving it so for good.
+        log.exception("crawl.crashed", crawl_id=crawl_id)
+        await _fail_crawl(crawl_id, f"internal error: {_crash_message(exc)}")
         return "failed"
     return "seeded"
+
+
+async def _fail_crawl(crawl_id: uuid.UUID, message: str) -> None:
+    async with transaction() as session:
+        await session.execute(
+            update(Crawl)
+            .where(Crawl.id == crawl_id)
+            .values(
+                status=CrawlStatus.FAILED,
+                error_message=message[:1000],
+                finished_at=text("now()"),
+            )
+        )
 
 
 async def _seed_start(crawl_id: uuid.UUID, start_url: str) -> None:

@@ -199,6 +199,62 @@ async def test_permanent_failures_are_recorded(pages, committed) -> None:
         assert await chunk_ids(url_id) == []
 
 
+async def test_a_page_that_cannot_be_decoded_fails_alone(pages, committed) -> None:
+    pages.routes["/good"] = respond(200, page("Good", *SECTIONS))
+    pages.routes["/corrupt"] = respond(200, b"not gzip", headers={"Content-Encoding": "gzip"})
+    _, project = await committed.user_and_project()
+    good, bad = await committed.add_urls(project, [pages.url("/good"), pages.url("/corrupt")])
+    assert await pipeline.ingest_batch([good, bad]) == {good: "chunked", bad: "failed"}
+    row = await url_row(bad)
+    assert (row.status, row.error_code, row.attempts) == ("failed", "decoding_error", 1)
+    assert row.snapshot_key is None and await chunk_ids(bad) == []
+    assert (await url_row(good)).status == "chunked" and await chunk_ids(good)
+
+
+async def test_a_crash_on_one_page_fails_that_page_not_its_batch(
+    pages, committed, monkeypatch, caplog
+) -> None:
+    """Fault injection: a parser bug on one page and a fetcher bug on another. Each fails
+    its own URL with the traceback logged; the batch's other page is stored, and the job
+    does not fail (retrying it whole would meet the same pages and sink the others again)."""
+    real_extract = pipeline.extract
+
+    def extract(body: bytes, content_type: str, charset: str | None = None):
+        if b"Boom" in body:
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_extract(body, content_type, charset)
+
+    fetcher = pipeline.get_fetcher()
+    real_fetch = fetcher.fetch
+
+    async def fetch(url: str, **kwargs):
+        if url.endswith("/crash"):
+            raise AttributeError("'NoneType' object has no attribute 'read'")
+        return await real_fetch(url, **kwargs)
+
+    monkeypatch.setattr(pipeline, "extract", extract)
+    monkeypatch.setattr(fetcher, "fetch", fetch)
+    pages.routes["/good"] = respond(200, page("Good", *SECTIONS))
+    pages.routes["/boom"] = respond(200, page("Boom", *SECTIONS))
+    pages.routes["/crash"] = respond(200, page("Crash", *SECTIONS))
+    _, project = await committed.user_and_project()
+    good, boom, crash = await committed.add_urls(
+        project, [pages.url(p) for p in ("/good", "/boom", "/crash")]
+    )
+    with caplog.at_level("ERROR"):
+        outcomes = await pipeline.ingest_batch([good, boom, crash])
+    assert outcomes == {good: "chunked", boom: "failed", crash: "retry"}
+    assert (await url_row(good)).status == "chunked" and await chunk_ids(good)
+    row = await url_row(boom)
+    assert (row.status, row.error_code) == ("failed", "extraction_failed")
+    assert row.error_message.startswith("RecursionError") and await chunk_ids(boom) == []
+    row = await url_row(crash)  # unforeseen: retried with backoff like a transient error
+    assert (row.status, row.error_code, row.attempts) == ("pending", "internal_error", 1)
+    assert row.error_message.startswith("AttributeError") and row.claim_job_id is None
+    logged = {r.getMessage(): r for r in caplog.records}
+    assert logged["url.extract_crashed"].exc_info and logged["url.fetch_crashed"].exc_info
+
+
 async def test_transient_failure_is_retried_then_fails_at_the_last_attempt(
     pages, committed
 ) -> None:
@@ -412,8 +468,16 @@ async def test_sitemap_index_and_gzip(pages, committed, running_worker) -> None:
     assert sorted(u.removeprefix(base) for u in added) == ["/p1", "/p2"]  # max_pages enforced
 
 
-async def test_broken_sitemap_fails_the_crawl(pages, committed) -> None:
-    pages.routes["/sitemap.xml"] = respond(404, "nope")
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (respond(404, "nope"), "404"),
+        (respond(200, b"\x1f\x8b\x08\x00garbage", "application/gzip"), "sitemap gzip is corrupt"),
+    ],
+    ids=["http-404", "corrupt-gzip"],
+)
+async def test_broken_sitemap_fails_the_crawl(pages, committed, answer, message) -> None:
+    pages.routes["/sitemap.xml"] = answer
     _, project = await committed.user_and_project()
     async with transaction() as s:
         crawl = Crawl(
@@ -432,11 +496,36 @@ async def test_broken_sitemap_fails_the_crawl(pages, committed) -> None:
     assert await pipeline.run_crawl(crawl.id) == "failed"
     async with transaction() as s:
         row = await s.get(Crawl, crawl.id)
-        assert row.status == "failed" and "404" in row.error_message
+        assert row.status == "failed" and message in row.error_message
         assert (
             await s.scalar(select(func.count()).select_from(Url).where(Url.crawl_id == crawl.id))
             == 0
         )
+
+
+async def test_a_crawl_that_crashes_ends_failed_not_running(pages, committed, monkeypatch) -> None:
+    """Fault injection: a bug while seeding. The crawl says so; it is not left `running`
+    (which its job's retry would skip for good)."""
+
+    def crash(body: bytes):
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(pipeline, "parse_sitemap", crash)
+    pages.routes["/sitemap.xml"] = respond(200, "<urlset/>", "application/xml")
+    _, project = await committed.user_and_project()
+    async with transaction() as s:
+        crawl = Crawl(
+            project_id=project.id,
+            sitemap_url=pages.url("/sitemap.xml"),
+            status="queued",
+            params={"max_depth": 1, "max_pages": 10, "same_site": True},
+        )
+        s.add(crawl)
+    assert await pipeline.run_crawl(crawl.id) == "failed"
+    async with transaction() as s:
+        row = await s.get(Crawl, crawl.id)
+    assert row.status == "failed" and row.finished_at is not None
+    assert row.error_message == "internal error: IndexError: list index out of range"
 
 
 async def test_pushed_rows_are_never_fetched(pages, committed) -> None:
