@@ -486,17 +486,23 @@ def _candidates(raw: list[str], base: str, origin_host: str, params: dict[str, A
     return list(seen)
 
 
+# Which of a page's (or a sitemap's) links the project has: one array parameter, however many
+# links (an IN list binds one parameter each, and asyncpg stops at 32,767).
+_KNOWN = text(
+    "SELECT url FROM urls WHERE project_id = :project_id AND url = ANY(:urls)"
+).bindparams(bindparam("urls", type_=ARRAY(Text)))
+# Links read from one crawled page: more than any real index page has, and a bound on the
+# work (normalising, matching globs) one hostile page can cost.
+MAX_LINKS_PER_PAGE = 10_000
+
+
 async def _add_to_crawl(session: AsyncSession, crawl: Crawl, urls: list[str], depth: int) -> int:
     """Intake up to the crawl's remaining page budget; returns how many were created."""
     remaining = int(crawl.params["max_pages"]) - crawl.urls_added
     if remaining <= 0 or not urls:
         return 0
     known = set(
-        (
-            await session.scalars(
-                select(Url.url).where(Url.project_id == crawl.project_id, Url.url.in_(urls))
-            )
-        ).all()
+        (await session.scalars(_KNOWN, {"project_id": crawl.project_id, "urls": urls})).all()
     )
     fresh = [u for u in urls if u not in known][:remaining]
     results = await urls_service.intake(
@@ -527,7 +533,10 @@ async def _discover(
     origin = urlsplit(crawl.start_url or result.url).hostname or ""
     base = urljoin(result.url, extracted.base_url) if extracted.base_url else result.url
     await _add_to_crawl(
-        session, crawl, _candidates(extracted.links, base, origin, crawl.params), depth + 1
+        session,
+        crawl,
+        _candidates(extracted.links[:MAX_LINKS_PER_PAGE], base, origin, crawl.params),
+        depth + 1,
     )
 
 

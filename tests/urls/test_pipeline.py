@@ -434,6 +434,35 @@ async def test_crawl_follows_links_within_limits(pages, committed, running_worke
         assert crawl_row.urls_added == 3 and crawl_row.pages_seen >= 1
 
 
+async def test_a_page_with_more_links_than_a_statement_can_bind(pages, committed) -> None:
+    """40,000 in-scope links on one crawled page (asyncpg binds at most 32,767 parameters
+    per statement): the page is stored and the crawl takes its budget from them."""
+    links = [f"/docs/p{i}" for i in range(40_000)]
+    pages.routes["/docs/"] = respond(200, page("Index", ("All pages", "every page"), links=links))
+    _, project = await committed.user_and_project()
+    async with transaction() as s:
+        crawl = Crawl(
+            project_id=project.id,
+            start_url=pages.url("/docs/"),
+            status="queued",
+            params={"max_depth": 2, "max_pages": 5, "same_site": True},
+        )
+        s.add(crawl)
+    assert await pipeline.run_crawl(crawl.id) == "seeded"
+    async with transaction() as s:
+        start = await s.scalar(select(Url.id).where(Url.crawl_id == crawl.id))
+    assert await pipeline.ingest_url(start) == "chunked"
+    async with transaction() as s:
+        added = (
+            await s.scalars(
+                select(Url.url).where(Url.crawl_id == crawl.id).order_by(Url.created_at, Url.url)
+            )
+        ).all()
+        row = await s.get(Crawl, crawl.id)
+    assert len(added) == 5 and row.urls_added == 5 and row.pages_seen == 1
+    assert {u.removeprefix(pages.url("")) for u in added[1:]} <= {f"/docs/p{i}" for i in range(4)}
+
+
 async def test_sitemap_index_and_gzip(pages, committed, running_worker) -> None:
     import gzip
 
