@@ -105,3 +105,28 @@ def page(title: str, *sections: tuple[str, str], links: list[str] = ()) -> str:
         f"<html lang='en'><head><title>{title}</title></head><body><nav>{nav}</nav>"
         f"<main><h1>{title}</h1>{body}</main><footer>footer text</footer></body></html>"
     )
+
+
+def minimal_pdf(text: str, info: bytes = b"") -> bytes:
+    """A one-page PDF showing `text` in Helvetica; `info`, a PDF dictionary, becomes its
+    document information (`<< /Title (…) >>`)."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for i, obj in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + obj + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer << /Size {len(objects) + 1} /Root 1 0 R ".encode()
+    out += (b"/Info " + info if info else b"") + f">>\nstartxref\n{xref}\n%%EOF".encode()
+    return out

@@ -284,9 +284,20 @@ def extract_pdf(body: bytes) -> Extracted:
         meta_title = (reader.metadata.title if reader.metadata else None) or None
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise ExtractionError("unparsable", f"the PDF cannot be read: {exc}") from exc
-    extracted = extract_text("\n\n".join(pages).encode(), "utf-8")
-    extracted.title = meta_title or extracted.title
+    # pypdf's strings can hold what no UTF-8 text may (lone surrogates from a broken
+    # ToUnicode map): replaced here, like NUL in extract_text.
+    extracted = extract_text("\n\n".join(pages).encode("utf-8", "replace"), "utf-8")
+    extracted.title = _storable(meta_title) or extracted.title
     return extracted
+
+
+def _storable(value: str | None) -> str | None:
+    """A metadata string PostgreSQL can store: no NUL, no lone surrogate (a PDF's /Title
+    can carry both; lxml already replaces them in HTML)."""
+    if not value:
+        return value
+    value = value.replace("\x00", "")
+    return value if value.isascii() else value.encode("utf-8", "replace").decode("utf-8")
 
 
 def extract(body: bytes, content_type: str, charset: str | None = None) -> Extracted:

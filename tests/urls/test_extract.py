@@ -1,6 +1,5 @@
-import zlib
-
-from src.urls.extract import extract, extract_html
+from src.urls.extract import _storable, extract, extract_html
+from tests.pages import minimal_pdf
 
 HTML = b"""<html lang="en-GB"><head><title>Guide - Site</title><script>var x=1;</script></head>
 <body><header>Site header</header><nav><a href="/a">A</a> <a href="/b">B</a></nav>
@@ -56,32 +55,17 @@ def test_markdown_and_plain_text() -> None:
     assert all(b.heading_level == 0 for b in plain.blocks)
 
 
-def _minimal_pdf(text: str) -> bytes:
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = b"%PDF-1.4\n"
-    offsets = []
-    for i, obj in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{i} 0 obj\n".encode() + obj + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-    out += f"trailer << /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF".encode()
-    assert zlib  # (uncompressed stream: no filter needed)
-    return out
-
-
 def test_pdf_text_is_extracted() -> None:
-    doc = extract(_minimal_pdf("Hello from a PDF page"), "application/pdf")
+    doc = extract(minimal_pdf("Hello from a PDF page"), "application/pdf")
     assert "Hello from a PDF page" in doc.text
+
+
+def test_pdf_metadata_becomes_text_postgresql_can_store() -> None:
+    """A PDF's /Title can carry NUL (PostgreSQL text cannot hold it: the chunk COPY and the
+    URL update would fail) and lone surrogates (UTF-8 cannot encode them)."""
+    doc = extract(minimal_pdf("Body text", info=rb"<< /Title (A\000Title) >>"), "application/pdf")
+    assert doc.title == "ATitle" and "Body text" in doc.text
+    assert _storable("a\ud800b\x00c") == "a?bc" and _storable(None) is None
 
 
 def test_broken_pdf_is_an_extraction_error() -> None:

@@ -12,7 +12,7 @@ from src.database import transaction
 from src.urls import pipeline
 from src.urls.models import Crawl, Url
 from tests.conftest import wait_for
-from tests.pages import page, respond, sequence
+from tests.pages import minimal_pdf, page, respond, sequence
 
 pytestmark = pytest.mark.slow
 
@@ -209,6 +209,21 @@ async def test_a_page_that_cannot_be_decoded_fails_alone(pages, committed) -> No
     assert (row.status, row.error_code, row.attempts) == ("failed", "decoding_error", 1)
     assert row.snapshot_key is None and await chunk_ids(bad) == []
     assert (await url_row(good)).status == "chunked" and await chunk_ids(good)
+
+
+async def test_a_pdf_title_with_nul_is_stored_clean(pages, committed) -> None:
+    """A NUL in a PDF's /Title reached the chunk COPY and the URL update, which PostgreSQL
+    refused: the whole batch's store transaction failed, on every retry."""
+    pdf = minimal_pdf("Body text", info=rb"<< /Title (A\000Title) >>")
+    pages.routes["/doc.pdf"] = respond(200, pdf, "application/pdf")
+    pages.routes["/good"] = respond(200, page("Good", *SECTIONS))
+    _, project = await committed.user_and_project()
+    pdf_id, good = await committed.add_urls(project, [pages.url("/doc.pdf"), pages.url("/good")])
+    assert await pipeline.ingest_batch([pdf_id, good]) == {pdf_id: "chunked", good: "chunked"}
+    assert (await url_row(pdf_id)).title == "ATitle"
+    async with transaction() as s:
+        texts = (await s.scalars(select(Chunk.text).where(Chunk.url_id == pdf_id))).all()
+    assert texts and texts[0].startswith("ATitle")
 
 
 async def test_a_crash_on_one_page_fails_that_page_not_its_batch(
