@@ -381,6 +381,37 @@ async def ingest_batch(
     if puts:
         await store.put_many(puts)
 
+    try:
+        prepared = await _store(store, claims, prepared, keys, errors, unchanged, retries, outcomes)
+    except Exception as exc:
+        if _refusal(exc) is None:
+            raise
+        log.exception("urls.store_refused", exc, urls=len(prepared), job_id=job_id)
+        prepared = await _store_one_by_one(
+            store, claims, prepared, keys, errors, unchanged, retries, outcomes
+        )
+    if prepared:
+        log.info(
+            "urls.chunked",
+            urls=len(prepared),
+            chunks=sum(len(p.drafts) for p in prepared),
+            job_id=job_id,
+        )
+    return outcomes
+
+
+async def _store(
+    store: storage.ObjectStore,
+    claims: list[Claim],
+    prepared: list[Prepared],
+    keys: dict[uuid.UUID, tuple[str, str]],
+    errors: list[dict],
+    unchanged: list[dict],
+    retries: list[tuple[uuid.UUID, float]],
+    outcomes: dict[uuid.UUID, str],
+) -> list[Prepared]:
+    """The batch's one store transaction: chunks, URL rows, retries and the embedding
+    hand-off. Returns the pages stored (the others were deleted meanwhile)."""
     async with transaction() as session:
         live = set((await session.scalars(_LOCK_LIVE, {"ids": [c.id for c in claims]})).all())
         for p in [p for p in prepared if p.claim.id not in live]:
@@ -427,14 +458,54 @@ async def ingest_batch(
                 urls_service.enqueue_ingest(session, [url_id], delay_seconds=delay)
         # Hand-off: the vectorization domain embeds the new chunks and marks the URLs ready.
         await vectorization_service.hand_off(session, [p.claim.id for p in prepared])
-    if prepared:
-        log.info(
-            "urls.chunked",
-            urls=len(prepared),
-            chunks=sum(len(p.drafts) for p in prepared),
-            job_id=job_id,
-        )
-    return outcomes
+    return prepared
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """PostgreSQL's message when `exc` is its refusal of a value (SQLSTATE class 22, a data
+    exception such as a NUL in text; 54, a program limit such as a tsvector over 1 MB),
+    else None. The same data is refused on every retry."""
+    chain: list[BaseException] = []
+    error: BaseException | None = exc
+    while error is not None and len(chain) < 8:  # ours ← SQLAlchemy's ← the driver's
+        chain.append(error)
+        error = getattr(error, "orig", None) or error.__cause__
+    for error in reversed(chain):  # the driver's own message first
+        state = getattr(error, "sqlstate", None)
+        if isinstance(state, str) and state[:2] in ("22", "54"):
+            return f"{state} {getattr(error, 'message', None) or error}"[:300]
+    return None
+
+
+async def _store_one_by_one(
+    store: storage.ObjectStore,
+    claims: list[Claim],
+    prepared: list[Prepared],
+    keys: dict[uuid.UUID, tuple[str, str]],
+    errors: list[dict],
+    unchanged: list[dict],
+    retries: list[tuple[uuid.UUID, float]],
+    outcomes: dict[uuid.UUID, str],
+) -> list[Prepared]:
+    """After PostgreSQL refused a value in the batch (one no check here foresaw), which would
+    fail the whole batch on every retry: the batch's bookkeeping, then each page in its own
+    transaction. A page refused on its own fails `store_refused`; its new objects go."""
+    stored = await _store(store, claims, [], keys, errors, unchanged, retries, outcomes)
+    for p in prepared:
+        try:
+            stored += await _store(store, [p.claim], [p], keys, [], [], [], outcomes)
+        except Exception as exc:
+            message = _refusal(exc)
+            if message is None:
+                raise
+            log.exception("url.store_refused", exc, url_id=p.claim.id)
+            error = ExtractionError("store_refused", f"the database refused the page: {message}")
+            row = _error_row(p.claim, error, final=True)
+            await _store(store, [p.claim], [], keys, [row], [], [], outcomes)
+            outcomes[p.claim.id] = "failed"
+            for key in set(keys[p.claim.id]) - {p.claim.snapshot_key, p.claim.text_key}:
+                await store.delete_prefix(key)
+    return stored
 
 
 async def ingest_url(url_id: uuid.UUID, *, job_id: int | None = None) -> str:

@@ -226,6 +226,41 @@ async def test_a_pdf_title_with_nul_is_stored_clean(pages, committed) -> None:
     assert texts and texts[0].startswith("ATitle")
 
 
+async def test_a_page_postgresql_refuses_fails_alone(pages, committed, monkeypatch) -> None:
+    """Fault injection: an extractor output no check foresaw (a NUL in the title), which
+    PostgreSQL refuses. The batch is stored page by page: the other page is chunked, the
+    refused one fails `store_refused` with nothing of it kept, and the job does not fail."""
+    real_extract = pipeline.extract
+
+    def extract(body: bytes, content_type: str, charset: str | None = None):
+        extracted = real_extract(body, content_type, charset)
+        if extracted.title == "Bad":
+            extracted.title = "B\x00ad"
+        return extracted
+
+    monkeypatch.setattr(pipeline, "extract", extract)
+    pages.routes["/good"] = respond(200, page("Good", *SECTIONS))
+    pages.routes["/bad"] = respond(200, page("Bad", *SECTIONS))
+    pages.routes["/gone"] = respond(404, "gone")
+    _, project = await committed.user_and_project()
+    good, bad, gone = await committed.add_urls(
+        project, [pages.url(p) for p in ("/good", "/bad", "/gone")]
+    )
+    outcomes = await pipeline.ingest_batch([good, bad, gone])
+    assert outcomes == {good: "chunked", bad: "failed", gone: "failed"}
+    assert (await url_row(good)).status == "chunked" and await chunk_ids(good)
+    assert (await url_row(gone)).error_code == "http_404"  # the batch's bookkeeping is kept
+    row = await url_row(bad)
+    assert (row.status, row.error_code, row.snapshot_key) == ("failed", "store_refused", None)
+    assert row.error_message.startswith("the database refused the page: 22021")
+    assert await chunk_ids(bad) == [] and row.claim_job_id is None
+    from src.aws.service import get_store
+    from src.urls import service as urls_service
+
+    prefix = urls_service.snapshot_prefix(project.id, bad)
+    assert await get_store().delete_prefix(prefix) == 0  # its objects were already deleted
+
+
 async def test_a_crash_on_one_page_fails_that_page_not_its_batch(
     pages, committed, monkeypatch, caplog
 ) -> None:
