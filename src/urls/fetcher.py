@@ -16,10 +16,13 @@
 """
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import time
 import zlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
@@ -52,6 +55,9 @@ SITEMAP_TYPES = frozenset(
     }
 )
 ROBOTS_MAX_BYTES = 512 * 1024
+# Origins whose robots.txt a fetcher keeps (least recently used out first): a worker that
+# meets hosts by the million must not keep every parser for ROBOTS_CACHE_SECONDS.
+ROBOTS_CACHE_MAX_HOSTS = 2048
 
 
 class FetchError(Exception):
@@ -187,8 +193,9 @@ class SafeFetcher:
             headers={"User-Agent": settings.FETCH_USER_AGENT, "Accept-Encoding": "gzip, deflate"},
         )
         self.client._cookies = _NoCookies()  # httpx has no switch for its per-client jar
-        self._host_limits: dict[str, asyncio.Semaphore] = {}
-        self._robots: dict[str, tuple[float, RobotFileParser | None]] = {}
+        # host → [semaphore, fetches using or waiting for it]; dropped when unused
+        self._host_limits: dict[str, list] = {}
+        self._robots: OrderedDict[str, tuple[float, RobotFileParser | None]] = OrderedDict()
         self._robots_loading: dict[str, asyncio.Event] = {}
 
     async def aclose(self) -> None:
@@ -314,11 +321,7 @@ class SafeFetcher:
         for _ in range(self.settings.FETCH_MAX_REDIRECTS + 1):
             if check_robots and self.settings.FETCH_RESPECT_ROBOTS:
                 await self._check_robots(current)
-            netloc = urlsplit(current).netloc
-            limiter = self._host_limits.setdefault(
-                netloc, asyncio.Semaphore(self.settings.FETCH_PER_HOST_CONCURRENCY)
-            )
-            async with limiter:
+            async with self._host_slot(urlsplit(current).netloc):
                 response = await self._send(current, headers)
                 try:
                     if response.status_code in (301, 302, 303, 307, 308):
@@ -343,6 +346,25 @@ class SafeFetcher:
         raise FetchError(
             "too_many_redirects", f"more than {self.settings.FETCH_MAX_REDIRECTS} redirects"
         )
+
+    @contextlib.asynccontextmanager
+    async def _host_slot(self, netloc: str) -> AsyncIterator[None]:
+        """One of the host's FETCH_PER_HOST_CONCURRENCY slots. A host's semaphore lives
+        while fetches use or wait for it (one event loop: no lock needed)."""
+        entry = self._host_limits.get(netloc)
+        if entry is None:
+            entry = self._host_limits[netloc] = [
+                asyncio.Semaphore(self.settings.FETCH_PER_HOST_CONCURRENCY),
+                0,
+            ]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._host_limits[netloc]
 
     async def _finish(
         self,
@@ -402,6 +424,7 @@ class SafeFetcher:
         while True:
             cached = self._robots.get(origin)
             if cached is not None and cached[0] >= time.monotonic():
+                self._robots.move_to_end(origin)
                 return cached[1]
             loading = self._robots_loading.get(origin)
             if loading is None:
@@ -411,6 +434,9 @@ class SafeFetcher:
         try:
             parser = await self._load_robots(origin)
             self._robots[origin] = (time.monotonic() + self.settings.ROBOTS_CACHE_SECONDS, parser)
+            self._robots.move_to_end(origin)
+            while len(self._robots) > ROBOTS_CACHE_MAX_HOSTS:
+                self._robots.popitem(last=False)
             return parser
         finally:
             del self._robots_loading[origin]

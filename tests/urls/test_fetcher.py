@@ -234,6 +234,62 @@ async def test_concurrent_fetches_read_robots_once(pages: PageServer) -> None:
     await f.aclose()
 
 
+async def test_per_host_concurrency_limit(pages: PageServer) -> None:
+    """At most FETCH_PER_HOST_CONCURRENCY requests at once to one host; another host is not
+    held up by it; a host's semaphore is dropped once no fetch uses it."""
+    import asyncio
+    import threading
+
+    lock, state = threading.Lock(), {"now": 0, "max": 0}
+
+    def slow(req) -> None:
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.2)
+        with lock:
+            state["now"] -= 1
+        respond(200, "slow")(req)
+
+    pages.routes["/slow"] = slow
+    other = PageServer()
+    other.routes["/fast"] = respond(200, "fast")
+    try:
+        f = fetcher(FETCH_PER_HOST_CONCURRENCY=2)
+        started = time.monotonic()
+        slow_fetches = asyncio.gather(*(f.fetch(pages.url("/slow")) for _ in range(6)))
+        fast = await f.fetch(other.url("/fast"))
+        fast_seconds = time.monotonic() - started
+        assert all(r.body == b"slow" for r in await slow_fetches)
+        assert fast.body == b"fast" and fast_seconds < 0.5  # not queued behind the slow host
+        assert state["max"] == 2 and time.monotonic() - started >= 0.6  # 6 requests, 2 at a time
+        assert f._host_limits == {}
+        await f.aclose()
+    finally:
+        other.close()
+
+
+async def test_robots_cache_keeps_the_most_recent_hosts(monkeypatch) -> None:
+    from src.urls import fetcher as fetcher_module
+
+    monkeypatch.setattr(fetcher_module, "ROBOTS_CACHE_MAX_HOSTS", 2)
+    servers = [PageServer() for _ in range(3)]
+    try:
+        for server in servers:
+            server.routes["/robots.txt"] = respond(200, "User-agent: *\nAllow: /\n", "text/plain")
+            server.routes["/p"] = respond(200, "page")
+        f = fetcher()
+        for server in [*servers, servers[1], servers[0]]:
+            await f.fetch(server.url("/p"))
+        # servers[0] was the least recently used when servers[2] came: read again.
+        assert [s.hits["/robots.txt"] for s in servers] == [2, 1, 1]
+        assert len(f._robots) == 2
+        await f.aclose()
+    finally:
+        for server in servers:
+            server.close()
+
+
 async def test_cookies_set_by_a_page_are_never_sent(pages: PageServer) -> None:
     seen = []
 
