@@ -7,6 +7,7 @@ first: on the PostgreSQL manual it drops every section heading (they sit in
 `div.titlepage`), which the chunker needs for breadcrumbs.
 """
 
+import codecs
 import io
 import re
 from dataclasses import dataclass, field
@@ -211,10 +212,33 @@ class _Walker:
         self.flush()
 
 
+_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_DECLARED = re.compile(rb"<meta[^>]*charset|<\?xml[^>]*encoding", re.I)
+
+
+def _html_parser(body: bytes, charset: str | None) -> lxml.html.HTMLParser | None:
+    """The parser for the page's encoding: the HTTP charset when libxml2 knows it (an
+    unknown label counts as none, as in browsers). A page that declares none (no BOM, no
+    <meta charset> or XML declaration near the top) but is valid UTF-8 is read as UTF-8:
+    libxml2 would read it as Latin-1 (`Café` as `CafÃ©`). Otherwise libxml2 decides."""
+    if charset:
+        try:
+            return lxml.html.HTMLParser(encoding=charset)
+        except LookupError:
+            pass
+    head = body[:4096]
+    if body.isascii() or head.startswith(_BOMS) or _DECLARED.search(head):
+        return None
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return lxml.html.HTMLParser(encoding="utf-8")
+
+
 def extract_html(body: bytes, charset: str | None = None) -> Extracted:
     try:
-        parser = lxml.html.HTMLParser(encoding=charset) if charset else None
-        doc = lxml.html.document_fromstring(body, parser=parser)
+        doc = lxml.html.document_fromstring(body, parser=_html_parser(body, charset))
     except (etree.ParserError, ValueError, LookupError) as exc:
         raise ExtractionError("unparsable", f"the HTML cannot be parsed: {exc}") from exc
     title_el = doc.find(".//title")

@@ -76,3 +76,24 @@ def test_broken_pdf_is_an_extraction_error() -> None:
     with pytest.raises(ExtractionError) as exc:
         extract(b"%PDF-1.4 garbage", "application/pdf")
     assert exc.value.code == "unparsable"
+
+
+def test_html_encoding_from_header_declaration_or_utf8_validity() -> None:
+    """The HTTP charset first (an unknown label counts as none); then the page's own BOM,
+    <meta charset> or XML declaration; a page that declares nothing is UTF-8 when its bytes
+    are valid UTF-8 (libxml2 alone reads them as Latin-1), else libxml2's Latin-1."""
+    page = "<html><head><title>Café</title></head><body><p>naïve € ok</p></body></html>"
+    latin = page.replace(" €", "")  # Latin-1 has no euro sign
+    meta = page.replace("<head>", '<head><meta charset="windows-1252">')
+    cases = [
+        (page.encode(), None, "naïve € ok"),  # declares nothing, valid UTF-8
+        (page.encode(), "x-user-defined", "naïve € ok"),  # a label libxml2 does not know
+        (page.encode(), "utf-8", "naïve € ok"),
+        (latin.encode("latin-1"), "iso-8859-1", "naïve ok"),
+        (latin.encode("latin-1"), None, "naïve ok"),  # not valid UTF-8: Latin-1
+        (meta.encode("cp1252"), None, "naïve € ok"),
+        (page.encode("utf-16"), None, "naïve € ok"),  # BOM
+    ]
+    for body, charset, text in cases:
+        doc = extract_html(body, charset)
+        assert (doc.title, doc.text) == ("Café", text), (body[:30], charset)
