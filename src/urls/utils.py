@@ -2,12 +2,17 @@
 
 import ipaddress
 import posixpath
+import re
+import socket
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from src.urls.constants import MAX_URL_LENGTH
 
 TRACKING_PARAMS = {"gclid", "fbclid", "dclid", "msclkid", "yclid", "mc_cid", "mc_eid", "_ga"}
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# A host of numbers only is an IPv4 address in one of inet_aton's forms (`127.1`, `0x7f.1`,
+# `2130706433`, octal `0177.0.0.1`), which browsers and getaddrinfo accept as well.
+_NUMERIC_HOST = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+))*", re.I)
 
 
 class UrlRejected(ValueError):
@@ -62,7 +67,7 @@ def normalise_url(raw: str) -> str:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        ip = None
+        ip = _legacy_ipv4(host)
     if ip is None:
         try:
             host = host.encode("idna").decode("ascii").lower()
@@ -84,6 +89,19 @@ def normalise_url(raw: str) -> str:
     if len(normalised) > MAX_URL_LENGTH:
         raise UrlRejected("too_long", f"longer than {MAX_URL_LENGTH} characters")
     return normalised
+
+
+def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """The address a numbers-only host stands for, in its dotted-quad form (so intake sees
+    `http://127.1/` as the loopback address it is, and dedupes it with `127.0.0.1`)."""
+    if not _NUMERIC_HOST.fullmatch(host):
+        return None
+    try:
+        if host.count(".") > 3:
+            raise OSError
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError as exc:  # `1.2.3.4.5`, `256.1.1.1`, `08`: no address, as in browsers
+        raise UrlRejected("invalid_host", "the host is not a valid IPv4 address") from exc
 
 
 def literal_ip(url: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -35,6 +35,8 @@ async def test_intake_answers_per_item_in_order(
         "ftp://example.com/f",
         "http://127.0.0.1:8080/",
         "http://169.254.169.254/latest",
+        "http://0xa9fea9fe/latest",  # the same address, written as one hex number
+        "http://1.2.3.4.5/",
         "https://u:p@example.com/",
         "https://example.com/" + "x" * 2100,
         "not a url",
@@ -52,6 +54,8 @@ async def test_intake_answers_per_item_in_order(
         ("rejected", "unsupported_scheme"),
         ("created", None),  # loopback is in FETCH_ALLOWED_NETWORKS for the suite
         ("rejected", "private_address"),
+        ("rejected", "private_address"),
+        ("rejected", "invalid_host"),
         ("rejected", "credentials_in_url"),
         ("rejected", "too_long"),
         ("rejected", "unsupported_scheme"),
@@ -59,7 +63,7 @@ async def test_intake_answers_per_item_in_order(
     ]
     assert body["items"][0]["id"] == body["items"][1]["id"]
     assert body["items"][0]["url"] == "https://example.com/a"
-    assert (body["created"], body["duplicates"], body["rejected"]) == (3, 1, 5)
+    assert (body["created"], body["duplicates"], body["rejected"]) == (3, 1, 7)
     again = await client.post(
         f"{P}/{project.id}/urls", json={"urls": ["https://example.com/b"]}, headers=bearer(owner)
     )

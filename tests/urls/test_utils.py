@@ -20,6 +20,11 @@ from src.urls.utils import UrlRejected, check_intake, is_allowed_address, normal
         ("https://example.com/dir/", "https://example.com/dir/"),
         ("https://example.com/../../etc", "https://example.com/etc"),
         ("https://example.com./x", "https://example.com/x"),
+        # numbers-only hosts are IPv4 addresses in inet_aton's forms: their dotted quad
+        ("http://134744072/", "http://8.8.8.8/"),
+        ("http://0x8.0x8.0x8.0x8/a", "http://8.8.8.8/a"),
+        ("http://8.8.2056/", "http://8.8.8.8/"),
+        ("http://123.example/", "http://123.example/"),  # a name with a numeric label
     ],
 )
 def test_normalise(raw: str, expected: str) -> None:
@@ -44,6 +49,15 @@ def test_normalise(raw: str, expected: str) -> None:
         ("http://[::ffff:127.0.0.1]/", "private_address"),
         ("http://100.64.0.1/", "private_address"),
         ("http://0.0.0.0/", "private_address"),
+        # loopback and metadata addresses in the forms browsers and getaddrinfo accept
+        ("http://127.1/", "private_address"),
+        ("http://0x7f.1/", "private_address"),
+        ("http://2130706433/", "private_address"),
+        ("http://0177.0.0.1/", "private_address"),
+        ("http://0/", "private_address"),
+        ("http://0xa9fea9fe/latest/meta-data/", "private_address"),  # 169.254.169.254
+        ("http://1.2.3.4.5/", "invalid_host"),
+        ("http://256.1.1.1/", "invalid_host"),
         ("https://example.com:99999/", "invalid_url"),
     ],
 )
