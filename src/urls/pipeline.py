@@ -381,15 +381,15 @@ async def ingest_batch(
     if puts:
         await store.put_many(puts)
 
+    batch = _Batch(store, keys, outcomes)
+    rows = _Rows(errors, unchanged, retries)
     try:
-        prepared = await _store(store, claims, prepared, keys, errors, unchanged, retries, outcomes)
+        prepared = await batch.write(claims, prepared, rows)
     except Exception as exc:
         if _refusal(exc) is None:
             raise
         log.exception("urls.store_refused", exc, urls=len(prepared), job_id=job_id)
-        prepared = await _store_one_by_one(
-            store, claims, prepared, keys, errors, unchanged, retries, outcomes
-        )
+        prepared = await batch.write_one_by_one(claims, prepared, rows)
     if prepared:
         log.info(
             "urls.chunked",
@@ -400,65 +400,102 @@ async def ingest_batch(
     return outcomes
 
 
-async def _store(
-    store: storage.ObjectStore,
-    claims: list[Claim],
-    prepared: list[Prepared],
-    keys: dict[uuid.UUID, tuple[str, str]],
-    errors: list[dict],
-    unchanged: list[dict],
-    retries: list[tuple[uuid.UUID, float]],
-    outcomes: dict[uuid.UUID, str],
-) -> list[Prepared]:
-    """The batch's one store transaction: chunks, URL rows, retries and the embedding
-    hand-off. Returns the pages stored (the others were deleted meanwhile)."""
-    async with transaction() as session:
-        live = set((await session.scalars(_LOCK_LIVE, {"ids": [c.id for c in claims]})).all())
-        for p in [p for p in prepared if p.claim.id not in live]:
-            after_commit(
-                session,
-                _deleter(store, urls_service.snapshot_prefix(p.claim.project_id, p.claim.id)),
+@dataclass
+class _Rows:
+    """A batch's URL rows besides its stored pages: failed, unchanged, rescheduled."""
+
+    errors: list[dict]
+    unchanged: list[dict]
+    retries: list[tuple[uuid.UUID, float]]
+
+
+@dataclass
+class _Batch:
+    """Where a batch's pages go: the object store (their snapshots are already written, under
+    `keys`) and the database; `outcomes` is the batch's answer, per URL."""
+
+    objects: storage.ObjectStore
+    keys: dict[uuid.UUID, tuple[str, str]]
+    outcomes: dict[uuid.UUID, str]
+
+    async def write(
+        self, claims: list[Claim], prepared: list[Prepared], rows: _Rows
+    ) -> list[Prepared]:
+        """The batch's one store transaction: chunks, URL rows, retries and the embedding
+        hand-off. Returns the pages stored (the others were deleted meanwhile)."""
+        async with transaction() as session:
+            live = set((await session.scalars(_LOCK_LIVE, {"ids": [c.id for c in claims]})).all())
+            for p in [p for p in prepared if p.claim.id not in live]:
+                prefix = urls_service.snapshot_prefix(p.claim.project_id, p.claim.id)
+                after_commit(session, _deleter(self.objects, prefix))
+                self.outcomes[p.claim.id] = "skipped"
+            prepared = [p for p in prepared if p.claim.id in live]
+            diff = await chunks_service.replace_chunks_many(
+                session=session,
+                items=[(p.claim.project_id, p.claim.id, p.drafts) for p in prepared],
             )
-            outcomes[p.claim.id] = "skipped"
-        prepared = [p for p in prepared if p.claim.id in live]
-        diff = await chunks_service.replace_chunks_many(
-            session=session, items=[(p.claim.project_id, p.claim.id, p.drafts) for p in prepared]
-        )
-        metrics.CHUNKS_WRITTEN.inc(len(diff.inserted))
-        if prepared:
-            await session.execute(
-                _CHUNKED_UPDATE,
-                {
-                    "id": [p.claim.id for p in prepared],
-                    "title": [p.extracted.title for p in prepared],
-                    "language": [p.extracted.language for p in prepared],
-                    "content_type": [p.result.content_type for p in prepared],
-                    "content_hash": [p.body_hash for p in prepared],
-                    "etag": [p.result.etag for p in prepared],
-                    "last_modified": [p.result.last_modified for p in prepared],
-                    "http_status": [p.result.status for p in prepared],
-                    "snapshot_key": [keys[p.claim.id][0] for p in prepared],
-                    "text_key": [keys[p.claim.id][1] for p in prepared],
-                },
-            )
-        for statement, params in (
-            (_UNCHANGED_UPDATE, unchanged),
-            (_ERROR_UPDATE, [e for e in errors if e["b_id"] in live]),
-        ):
-            if params:
-                await session.execute(statement, params)
+            metrics.CHUNKS_WRITTEN.inc(len(diff.inserted))
+            if prepared:
+                await session.execute(
+                    _CHUNKED_UPDATE,
+                    {
+                        "id": [p.claim.id for p in prepared],
+                        "title": [p.extracted.title for p in prepared],
+                        "language": [p.extracted.language for p in prepared],
+                        "content_type": [p.result.content_type for p in prepared],
+                        "content_hash": [p.body_hash for p in prepared],
+                        "etag": [p.result.etag for p in prepared],
+                        "last_modified": [p.result.last_modified for p in prepared],
+                        "http_status": [p.result.status for p in prepared],
+                        "snapshot_key": [self.keys[p.claim.id][0] for p in prepared],
+                        "text_key": [self.keys[p.claim.id][1] for p in prepared],
+                    },
+                )
+            for statement, params in (
+                (_UNCHANGED_UPDATE, rows.unchanged),
+                (_ERROR_UPDATE, [e for e in rows.errors if e["b_id"] in live]),
+            ):
+                if params:
+                    await session.execute(statement, params)
+            for p in prepared:
+                self.outcomes[p.claim.id] = "chunked"
+                if p.claim.crawl_id is not None:
+                    await _discover(session, p.claim, p.result, p.extracted)
+                replaced = {p.claim.snapshot_key, p.claim.text_key} - {*self.keys[p.claim.id]}
+                for old in replaced - {None}:
+                    after_commit(session, _deleter(self.objects, old))
+            for url_id, delay in rows.retries:
+                if url_id in live:
+                    urls_service.enqueue_ingest(session, [url_id], delay_seconds=delay)
+            # Hand-off: the vectorization domain embeds the new chunks and marks the URLs ready.
+            await vectorization_service.hand_off(session, [p.claim.id for p in prepared])
+        return prepared
+
+    async def write_one_by_one(
+        self, claims: list[Claim], prepared: list[Prepared], rows: _Rows
+    ) -> list[Prepared]:
+        """After PostgreSQL refused a value in the batch (one no check here foresaw), which
+        would fail the whole batch on every retry: the batch's other rows, then each page in
+        its own transaction. A page refused on its own fails `store_refused`; its new
+        objects go."""
+        stored = await self.write(claims, [], rows)
         for p in prepared:
-            outcomes[p.claim.id] = "chunked"
-            if p.claim.crawl_id is not None:
-                await _discover(session, p.claim, p.result, p.extracted)
-            for old in {p.claim.snapshot_key, p.claim.text_key} - {*keys[p.claim.id], None}:
-                after_commit(session, _deleter(store, old))
-        for url_id, delay in retries:
-            if url_id in live:
-                urls_service.enqueue_ingest(session, [url_id], delay_seconds=delay)
-        # Hand-off: the vectorization domain embeds the new chunks and marks the URLs ready.
-        await vectorization_service.hand_off(session, [p.claim.id for p in prepared])
-    return prepared
+            try:
+                stored += await self.write([p.claim], [p], _Rows([], [], []))
+            except Exception as exc:
+                message = _refusal(exc)
+                if message is None:
+                    raise
+                log.exception("url.store_refused", exc, url_id=p.claim.id)
+                error = ExtractionError(
+                    "store_refused", f"the database refused the page: {message}"
+                )
+                failed = _Rows([_error_row(p.claim, error, final=True)], [], [])
+                await self.write([p.claim], [], failed)
+                self.outcomes[p.claim.id] = "failed"
+                for key in set(self.keys[p.claim.id]) - {p.claim.snapshot_key, p.claim.text_key}:
+                    await self.objects.delete_prefix(key)
+        return stored
 
 
 def _refusal(exc: BaseException) -> str | None:
@@ -475,37 +512,6 @@ def _refusal(exc: BaseException) -> str | None:
         if isinstance(state, str) and state[:2] in ("22", "54"):
             return f"{state} {getattr(error, 'message', None) or error}"[:300]
     return None
-
-
-async def _store_one_by_one(
-    store: storage.ObjectStore,
-    claims: list[Claim],
-    prepared: list[Prepared],
-    keys: dict[uuid.UUID, tuple[str, str]],
-    errors: list[dict],
-    unchanged: list[dict],
-    retries: list[tuple[uuid.UUID, float]],
-    outcomes: dict[uuid.UUID, str],
-) -> list[Prepared]:
-    """After PostgreSQL refused a value in the batch (one no check here foresaw), which would
-    fail the whole batch on every retry: the batch's bookkeeping, then each page in its own
-    transaction. A page refused on its own fails `store_refused`; its new objects go."""
-    stored = await _store(store, claims, [], keys, errors, unchanged, retries, outcomes)
-    for p in prepared:
-        try:
-            stored += await _store(store, [p.claim], [p], keys, [], [], [], outcomes)
-        except Exception as exc:
-            message = _refusal(exc)
-            if message is None:
-                raise
-            log.exception("url.store_refused", exc, url_id=p.claim.id)
-            error = ExtractionError("store_refused", f"the database refused the page: {message}")
-            row = _error_row(p.claim, error, final=True)
-            await _store(store, [p.claim], [], keys, [row], [], [], outcomes)
-            outcomes[p.claim.id] = "failed"
-            for key in set(keys[p.claim.id]) - {p.claim.snapshot_key, p.claim.text_key}:
-                await store.delete_prefix(key)
-    return stored
 
 
 async def ingest_url(url_id: uuid.UUID, *, job_id: int | None = None) -> str:
