@@ -21,6 +21,7 @@ Usage: uv run python bench/stats.py [--urls 10000] [--chunks 10] [--reads 5] [--
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -141,6 +142,7 @@ async def main(args: argparse.Namespace) -> None:
         await conn.close()
     finally:
         stop_embedded_postgres(tmp / "pg")
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

