@@ -96,12 +96,13 @@ def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
     `http://127.1/` as the loopback address it is, and dedupes it with `127.0.0.1`)."""
     if not _NUMERIC_HOST.fullmatch(host):
         return None
+    invalid = UrlRejected("invalid_host", "the host is not a valid IPv4 address")
+    if host.count(".") > 3:  # `1.2.3.4.5`: no address, as in browsers
+        raise invalid
     try:
-        if host.count(".") > 3:
-            raise OSError
         return ipaddress.IPv4Address(socket.inet_aton(host))
-    except OSError as exc:  # `1.2.3.4.5`, `256.1.1.1`, `08`: no address, as in browsers
-        raise UrlRejected("invalid_host", "the host is not a valid IPv4 address") from exc
+    except OSError as exc:  # `256.1.1.1`, `08` (not octal)
+        raise invalid from exc
 
 
 def literal_ip(url: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
