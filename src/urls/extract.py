@@ -311,13 +311,13 @@ def extract_pdf(body: bytes) -> Extracted:
     # pypdf's strings can hold what no UTF-8 text may (lone surrogates from a broken
     # ToUnicode map): replaced here, like NUL in extract_text.
     extracted = extract_text("\n\n".join(pages).encode("utf-8", "replace"), "utf-8")
-    extracted.title = _storable(meta_title) or extracted.title
+    extracted.title = meta_title or extracted.title
     return extracted
 
 
 def _storable(value: str | None) -> str | None:
-    """A metadata string PostgreSQL can store: no NUL, no lone surrogate (a PDF's /Title
-    can carry both; lxml already replaces them in HTML)."""
+    """A title PostgreSQL can store: no NUL, no lone surrogate (a PDF's /Title can carry
+    both; lxml already replaces them in HTML)."""
     if not value:
         return value
     value = value.replace("\x00", "")
@@ -335,4 +335,5 @@ def extract(body: bytes, content_type: str, charset: str | None = None) -> Extra
     else:
         result = extract_text(body, charset)
     result.text = result.text.replace("\x00", "")
+    result.title = _storable(result.title)
     return result

@@ -117,20 +117,20 @@ class _Inflater:
 
     def __init__(self, coding: str) -> None:
         self.coding = coding
-        self._inflate = zlib.decompressobj(_WBITS[coding])
-        self._started = False
+        self._inflate = None  # a zlib decompressor, once the first bytes tell which
 
     def feed(self, data: bytes, room: int) -> bytes:
+        if self._inflate is None:
+            wbits = _WBITS[self.coding]
+            # RFC 9110 deflate is zlib-wrapped (a header whose 16 bits are a multiple of 31,
+            # method 8); some servers send raw deflate instead.
+            if self.coding == "deflate" and not (
+                len(data) >= 2 and data[0] & 0x0F == 8 and int.from_bytes(data[:2]) % 31 == 0
+            ):
+                wbits = -zlib.MAX_WBITS
+            self._inflate = zlib.decompressobj(wbits)
         out = bytearray()
         try:
-            if self.coding == "deflate" and not self._started and data:
-                self._started = True
-                try:  # RFC 9110 deflate is zlib-wrapped; some servers send it raw
-                    out += self._inflate.decompress(data, room + 1)
-                except zlib.error:
-                    self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
-                    out += self._inflate.decompress(data, room + 1)
-                data = self._inflate.unconsumed_tail
             while data and len(out) <= room:  # max_length 0 would mean unbounded: never here
                 out += self._inflate.decompress(data, room + 1 - len(out))
                 data = self._inflate.unconsumed_tail
