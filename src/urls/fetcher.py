@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
 
-import httpcore
 import httpx
 
 from src.urls.config import FetchSettings, fetch_settings
-from src.urls.network import AsyncioBackend
+from src.urls.network import FetchTransport
 from src.urls.utils import UrlRejected, is_allowed_address, normalise_url
 
 PAGE_TYPES = frozenset(
@@ -168,19 +167,6 @@ def _retry_after(value: str | None) -> float | None:
     return None
 
 
-def _transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    """httpx's transport over httpcore's pool, with the asyncio-native network backend."""
-    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-    transport._pool = httpcore.AsyncConnectionPool(  # httpx does not expose the backend
-        ssl_context=httpx.create_ssl_context(trust_env=False),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=AsyncioBackend(),
-    )
-    return transport
-
-
 class SafeFetcher:
     def __init__(self, settings: FetchSettings = fetch_settings) -> None:
         self.settings = settings
@@ -189,7 +175,7 @@ class SafeFetcher:
             follow_redirects=False,
             trust_env=False,  # never route through proxies from the environment
             timeout=httpx.Timeout(settings.FETCH_TIMEOUT_SECONDS, connect=10.0),
-            transport=_transport(httpx.Limits(max_connections=100, max_keepalive_connections=8)),
+            transport=FetchTransport(ssl_context=httpx.create_ssl_context(trust_env=False)),
             headers={"User-Agent": settings.FETCH_USER_AGENT, "Accept-Encoding": "gzip, deflate"},
         )
         self.client._cookies = _NoCookies()  # httpx has no switch for its per-client jar

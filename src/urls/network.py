@@ -1,26 +1,40 @@
-# ruff: noqa: ASYNC109  (httpcore's interface takes timeouts as arguments)
-"""An asyncio-native network backend for httpcore, the layer under the fetcher's httpx client.
+# ruff: noqa: ASYNC109  (httpx hands the transport a timeout per phase: connect, read, write)
+"""The HTTP/1.1 transport under the fetcher's httpx client: h11 over asyncio protocols, with
+a small keep-alive pool.
 
-httpx's default backend goes through anyio. On asyncio that costs, per request, an anyio
-cancel scope (10–17 µs) around every read and write, and a getpeername() plus a poll()
-system call each time the pool checks whether an idle connection is still usable. Here the
-sockets are asyncio protocols: reads and writes use `asyncio.timeout`, and whether an idle
-connection has data or EOF pending is known without a system call.
+httpx's default transport is httpcore's connection pool. On the PostgreSQL manual's pages
+it costs ~0.9 ms of CPU a fetch (locks, events, cancel scopes, trace hooks and scans of the
+pool on every request and every close), where the same exchange through h11 alone, the
+parser httpcore uses too, costs ~0.2 ms (`bench/fetch.py`). This transport keeps httpx's
+interface (requests, streamed responses, the client's timeouts, httpx's exceptions) and does
+the exchange itself:
 
-Behaviour is httpcore's: the same exceptions (ConnectError, ReadTimeout, …, which httpx maps
-to its own), TLS through the context and server name httpcore passes (certificate and
-hostname checks stay on), and TCP_NODELAY as asyncio sets it.
+- a connection per (scheme, host, port, TLS server name): the fetcher sends the address it
+  checked as the URL's host and the real name as the Host header and SNI
+  (`sni_hostname`), so a pooled connection is only ever reused for the same checked
+  address and name;
+- TLS through the SSL context given (certificate and hostname checks on);
+- keep-alive: at most `max_keepalive` idle connections, each for `keepalive_expiry`
+  seconds, and one with data or EOF pending is never reused; a GET on a reused connection
+  that the server closed before answering is sent once more, on a new connection;
+- at most `max_connections` requests in flight; more wait, up to the pool timeout;
+- a response is read as the caller reads it, with reading paused while READ_BUFFER_LIMIT
+  bytes wait unread; a response closed before its end closes its connection.
 """
 
 import asyncio
 import ssl
-from collections.abc import Iterable
-from typing import Any
+import time
+from collections.abc import AsyncIterator
 
-import httpcore
+import h11
+import httpx
 
 # A response body larger than this is not buffered further until it is read.
 READ_BUFFER_LIMIT = 256 * 1024
+# Status line and headers together (httpcore's limit too).
+MAX_HEADER_BYTES = 100 * 1024
+RETRYABLE_METHODS = frozenset({"GET", "HEAD"})
 
 
 class _Protocol(asyncio.Protocol):
@@ -79,98 +93,204 @@ async def _wait_on(
     waiter = asyncio.get_running_loop().create_future()
     setattr(protocol, slot, waiter)
     try:
-        if timeout is None:
+        async with asyncio.timeout(timeout):
             await waiter
-        else:
-            async with asyncio.timeout(timeout):
-                await waiter
     except TimeoutError as exc:
         raise timeout_error from exc
     finally:
         setattr(protocol, slot, None)
 
 
-class AsyncioStream(httpcore.AsyncNetworkStream):
-    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
-        self._transport = transport
-        self._protocol = protocol
+class ServerDisconnected(httpx.RemoteProtocolError):
+    """The server closed the connection before the first byte of its answer."""
 
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        protocol = self._protocol
+
+Key = tuple[str, str, int, str | None]
+
+
+class _Connection:
+    def __init__(self, key: Key, transport: asyncio.Transport, protocol: _Protocol) -> None:
+        self.key = key
+        self.transport = transport
+        self.protocol = protocol
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
+        self.idle_since = 0.0
+        self.used = False  # has carried a request before the current one
+
+    def reusable_when_idle(self) -> bool:
+        protocol = self.protocol
+        return not (protocol.buffer or protocol.eof or self.transport.is_closing())
+
+    def close(self) -> None:
+        self.transport.close()
+
+    async def write(self, data: bytes, timeout: float | None) -> None:
+        protocol = self.protocol
+        if self.transport.is_closing():
+            raise httpx.WriteError(str(protocol.error or "connection closed"))
+        self.transport.write(data)
+        if protocol.writing_paused:
+            await _wait_on(protocol, "drain_waiter", timeout, httpx.WriteTimeout("write timed out"))
+            if protocol.error is not None:
+                raise httpx.WriteError(str(protocol.error))
+
+    async def _read(self, timeout: float | None) -> bytes:
+        protocol = self.protocol
         if not protocol.buffer and not protocol.eof:
-            await _wait_on(protocol, "data_waiter", timeout, httpcore.ReadTimeout("read timed out"))
+            await _wait_on(protocol, "data_waiter", timeout, httpx.ReadTimeout("read timed out"))
         if protocol.buffer:
-            data = bytes(protocol.buffer[:max_bytes])
-            del protocol.buffer[:max_bytes]
-            if protocol.reading_paused and len(protocol.buffer) <= READ_BUFFER_LIMIT:
+            data = bytes(protocol.buffer)
+            protocol.buffer.clear()
+            if protocol.reading_paused:
                 protocol.reading_paused = False
-                self._transport.resume_reading()
+                self.transport.resume_reading()
             return data
         if protocol.error is not None:
-            raise httpcore.ReadError(str(protocol.error) or type(protocol.error).__name__)
+            raise httpx.ReadError(str(protocol.error) or type(protocol.error).__name__)
         return b""
 
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if not buffer:
-            return
-        protocol = self._protocol
-        if self._transport.is_closing():
-            raise httpcore.WriteError(str(protocol.error or "connection closed"))
-        self._transport.write(buffer)
-        if protocol.writing_paused:
-            await _wait_on(
-                protocol, "drain_waiter", timeout, httpcore.WriteTimeout("write timed out")
+    async def next_event(self, timeout: float | None) -> object:
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise httpx.RemoteProtocolError(str(exc)) from exc
+            if event is not h11.NEED_DATA:
+                return event
+            try:
+                data = await self._read(timeout)
+            except httpx.ReadError as exc:
+                if self._unanswered():
+                    raise ServerDisconnected(str(exc)) from exc
+                raise
+            if not data and self._unanswered():
+                raise ServerDisconnected("the server closed the connection without answering")
+            self.h11.receive_data(data)  # b"": the server closed its side
+
+    def _unanswered(self) -> bool:
+        return self.h11.their_state is h11.SEND_RESPONSE and not self.h11.trailing_data[0]
+
+    async def send_request(self, request: httpx.Request, timeouts: dict) -> h11.Response:
+        try:
+            data = self.h11.send(
+                h11.Request(
+                    method=request.method,
+                    target=request.url.raw_path,
+                    headers=request.headers.raw,
+                )
             )
-            if protocol.error is not None:
-                raise httpcore.WriteError(str(protocol.error))
+            async for chunk in request.stream:
+                if chunk:
+                    data += self.h11.send(h11.Data(data=chunk))
+            data += self.h11.send(h11.EndOfMessage())
+        except h11.LocalProtocolError as exc:
+            raise httpx.LocalProtocolError(str(exc)) from exc
+        await self.write(data, timeouts.get("write"))
+        while True:
+            event = await self.next_event(timeouts.get("read"))
+            if isinstance(event, h11.Response):
+                return event
+            if not isinstance(event, h11.InformationalResponse):  # 1xx: the answer follows
+                raise httpx.RemoteProtocolError(f"unexpected {type(event).__name__}")
+
+
+class _Body(httpx.AsyncByteStream):
+    """A response body read from its connection; closing it hands the connection back."""
+
+    def __init__(self, pool: "FetchTransport", connection: _Connection, timeout: float | None):
+        self._pool = pool
+        self._connection = connection
+        self._timeout = timeout
+        self._complete = False
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        connection = self._connection
+        while not self._complete:
+            event = await connection.next_event(self._timeout)
+            if isinstance(event, h11.Data):
+                yield bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                self._complete = True
+            else:
+                raise httpx.RemoteProtocolError(f"unexpected {type(event).__name__} in a body")
 
     async def aclose(self) -> None:
-        self._transport.close()
+        if not self._closed:
+            self._closed = True
+            self._pool._release(self._connection)
 
-    async def start_tls(
+
+class FetchTransport(httpx.AsyncBaseTransport):
+    def __init__(
         self,
+        *,
         ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                transport = await loop.start_tls(
-                    self._transport, self._protocol, ssl_context, server_hostname=server_hostname
-                )
-        except TimeoutError as exc:
-            self._transport.abort()
-            raise httpcore.ConnectTimeout("timed out in the TLS handshake") from exc
-        except (ssl.SSLError, OSError) as exc:
-            self._transport.abort()
-            raise httpcore.ConnectError(str(exc)) from exc
-        if transport is None:  # the peer closed during the handshake
-            raise httpcore.ConnectError("connection closed during the TLS handshake")
-        self._protocol.transport = transport  # type: ignore[assignment]
-        return AsyncioStream(transport, self._protocol)  # type: ignore[arg-type]
+        max_connections: int = 100,
+        max_keepalive: int = 8,
+        keepalive_expiry: float = 5.0,
+    ) -> None:
+        self._ssl_context = ssl_context
+        self._max_keepalive = max_keepalive
+        self._keepalive_expiry = keepalive_expiry
+        self._slots = asyncio.Semaphore(max_connections)
+        self._idle: list[_Connection] = []  # oldest first
 
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":  # an idle connection with data or EOF pending is unusable
-            return bool(self._protocol.buffer) or self._protocol.eof
-        if info == "client_addr":
-            return self._transport.get_extra_info("sockname")
-        if info == "server_addr":
-            return self._transport.get_extra_info("peername")
-        if info in ("ssl_object", "socket"):
-            return self._transport.get_extra_info(info)
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts = request.extensions.get("timeout", {})
+        try:
+            async with asyncio.timeout(timeouts.get("pool")):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            raise httpx.PoolTimeout("no connection slot became free in time") from exc
+        try:
+            connection, head = await self._exchange(request, timeouts)
+        except BaseException:
+            self._slots.release()
+            raise
+        return httpx.Response(
+            status_code=head.status_code,
+            headers=head.headers.raw_items(),
+            stream=_Body(self, connection, timeouts.get("read")),
+            extensions={
+                "http_version": b"HTTP/" + head.http_version,
+                "reason_phrase": head.reason,
+            },
+        )
+
+    async def _exchange(
+        self, request: httpx.Request, timeouts: dict
+    ) -> tuple[_Connection, h11.Response]:
+        url = request.url
+        key = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+        key += (request.extensions.get("sni_hostname") or url.host,)
+        connection = self._checkout(key) or await self._connect(key, timeouts.get("connect"))
+        while True:
+            try:
+                return connection, await connection.send_request(request, timeouts)
+            except (httpx.WriteError, ServerDisconnected):
+                connection.close()
+                if not connection.used or request.method not in RETRYABLE_METHODS:
+                    raise
+                connection = await self._connect(key, timeouts.get("connect"))
+            except BaseException:
+                connection.close()  # cancelled or failed mid-exchange: its state is unknown
+                raise
+
+    def _checkout(self, key: Key) -> _Connection | None:
+        oldest_usable = time.monotonic() - self._keepalive_expiry
+        for connection in reversed(self._idle.copy()):  # the most recently used first
+            if connection.key == key:
+                self._idle.remove(connection)
+                if connection.idle_since >= oldest_usable and connection.reusable_when_idle():
+                    connection.used = True
+                    return connection
+                connection.close()
         return None
 
-
-class AsyncioBackend(httpcore.AsyncNetworkBackend):
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[tuple[Any, ...]] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    async def _connect(self, key: Key, timeout: float | None) -> _Connection:
+        scheme, host, port, server_name = key
+        tls = scheme == "https"
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
@@ -178,24 +298,36 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
                     _Protocol,
                     host,
                     port,
-                    local_addr=(local_address, 0) if local_address else None,
+                    ssl=self._ssl_context if tls else None,
+                    server_hostname=server_name if tls else None,
                 )
         except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(f"timed out connecting to {host}:{port}") from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        sock = transport.get_extra_info("socket")
-        for option in socket_options or ():
-            sock.setsockopt(*option)
-        return AsyncioStream(transport, protocol)
+            raise httpx.ConnectTimeout(f"timed out connecting to {host}:{port}") from exc
+        except OSError as exc:  # refused, unreachable, TLS handshake or certificate failure
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+        return _Connection(key, transport, protocol)
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[tuple[Any, ...]] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("the fetcher does not use unix sockets")
+    def _release(self, connection: _Connection) -> None:
+        self._slots.release()
+        state = connection.h11
+        if not (state.our_state is h11.DONE and state.their_state is h11.DONE) or (
+            state.trailing_data[0]  # bytes after the answer: never read as the next one
+        ):
+            connection.close()  # not read to its end, or either side asked to close
+            return
+        state.start_next_cycle()
+        if not connection.reusable_when_idle():
+            connection.close()
+            return
+        connection.idle_since = time.monotonic()
+        self._idle.append(connection)
+        oldest_usable = connection.idle_since - self._keepalive_expiry
+        while self._idle and (
+            len(self._idle) > self._max_keepalive or self._idle[0].idle_since < oldest_usable
+        ):
+            self._idle.pop(0).close()
 
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+    async def aclose(self) -> None:
+        for connection in self._idle:
+            connection.close()
+        self._idle.clear()

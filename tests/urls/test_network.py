@@ -1,5 +1,6 @@
-"""The fetcher's asyncio network backend against real loopback servers: keep-alive reuse,
-a server closing an idle connection, large bodies, TLS verification and SNI."""
+"""The fetcher's HTTP/1.1 transport against real loopback servers: keep-alive reuse and its
+limits, a server closing an idle connection or hanging up before answering, large and
+close-delimited bodies, malformed answers, slots and cancellation, TLS verification and SNI."""
 
 import asyncio
 import datetime
@@ -9,12 +10,12 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpcore
+import httpx
 import pytest
 
 from src.urls.config import FetchSettings
 from src.urls.fetcher import FetchError, SafeFetcher
-from src.urls.network import READ_BUFFER_LIMIT, AsyncioBackend
+from src.urls.network import READ_BUFFER_LIMIT, FetchTransport
 
 BIG = bytes(range(256)) * (3 * READ_BUFFER_LIMIT // 256)  # several buffer limits
 
@@ -99,28 +100,190 @@ async def test_large_body_arrives_whole(server) -> None:
     await f.aclose()
 
 
+def client(transport: FetchTransport | None = None, **kwargs) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=transport or FetchTransport(ssl_context=httpx.create_ssl_context()), **kwargs
+    )
+
+
 async def test_a_slow_reader_pauses_the_socket_and_loses_nothing(server) -> None:
-    stream = await AsyncioBackend().connect_tcp("127.0.0.1", server.port, timeout=2)
-    await stream.write(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    await asyncio.sleep(0.3)  # the server sends everything; the buffer fills past its limit
-    assert stream._protocol.reading_paused
-    received = bytearray()
-    while chunk := await stream.read(65536, timeout=2):
-        received += chunk
-    assert bytes(received).endswith(BIG) and not stream._protocol.reading_paused
-    await stream.aclose()
+    async with client() as c, c.stream("GET", f"http://127.0.0.1:{server.port}/big") as response:
+        await asyncio.sleep(0.3)  # the server sends everything; the buffer fills past its limit
+        protocol = response.stream._stream._connection.protocol
+        assert protocol.reading_paused
+        received = bytearray()
+        async for chunk in response.aiter_raw():
+            received += chunk
+        assert bytes(received) == BIG and not protocol.reading_paused
 
 
-async def test_refused_and_timed_out_connections_raise_httpcore_errors() -> None:
-    backend = AsyncioBackend()
-    with pytest.raises(httpcore.ConnectError):
-        await backend.connect_tcp("127.0.0.1", 9, timeout=2)  # discard port: nothing listens
-    stream = None
-    with socket_server() as port:
-        stream = await backend.connect_tcp("127.0.0.1", port, timeout=2)
-        with pytest.raises(httpcore.ReadTimeout):
-            await stream.read(1024, timeout=0.2)  # the server never answers
-        await stream.aclose()
+async def test_refused_and_timed_out_connections_raise_httpx_errors() -> None:
+    async with client(timeout=0.2) as c:
+        with pytest.raises(httpx.ConnectError):
+            await c.get("http://127.0.0.1:9/")  # discard port: nothing listens
+        with socket_server() as port, pytest.raises(httpx.ReadTimeout):
+            await c.get(f"http://127.0.0.1:{port}/")  # the server never answers
+
+
+async def test_a_partly_read_or_closing_response_does_not_leave_its_connection_pooled(
+    server,
+) -> None:
+    transport = FetchTransport(ssl_context=httpx.create_ssl_context())
+    base = f"http://127.0.0.1:{server.port}"
+    async with client(transport) as c:
+        async with c.stream("GET", f"{base}/big") as response:
+            async for _ in response.aiter_raw():
+                break  # the rest of the body is never read
+        assert transport._idle == []
+        assert (await c.get(f"{base}/next")).content == b"hello /next"
+        assert server.connections == 2 and len(transport._idle) == 1
+        await c.get(f"{base}/bye", headers={"Connection": "close"})  # we asked to close
+        assert transport._idle == [] and server.connections == 2
+
+
+async def test_idle_connections_are_capped_and_expire(server) -> None:
+    transport = FetchTransport(
+        ssl_context=httpx.create_ssl_context(), max_keepalive=1, keepalive_expiry=0.3
+    )
+    base = f"http://127.0.0.1:{server.port}"
+    async with client(transport) as c:
+        async with c.stream("GET", f"{base}/a") as first, c.stream("GET", f"{base}/b") as second:
+            await first.aread()
+            await second.aread()
+        assert server.connections == 2 and len(transport._idle) == 1  # one kept, one closed
+        await c.get(f"{base}/c")
+        assert server.connections == 2  # the kept one was reused
+        await asyncio.sleep(0.4)
+        await c.get(f"{base}/d")
+        assert server.connections == 3  # it had expired
+
+
+async def test_slots_are_limited_and_a_cancelled_request_frees_its_own() -> None:
+    transport = FetchTransport(ssl_context=httpx.create_ssl_context(), max_connections=1)
+    async with client(transport, timeout=httpx.Timeout(5, pool=0.2)) as c:
+        with socket_server() as port, pytest.raises(TimeoutError):  # cancelled, unanswered
+            async with asyncio.timeout(0.2):
+                await c.get(f"http://127.0.0.1:{port}/")
+        s = KeepAliveServer()
+        try:
+            base = f"http://127.0.0.1:{s.port}"
+            async with c.stream("GET", f"{base}/held") as held:
+                with pytest.raises(httpx.PoolTimeout):  # the one slot is taken
+                    await c.get(f"{base}/other")
+                await held.aread()
+            assert (await c.get(f"{base}/other")).content == b"hello /other"
+        finally:
+            s.close()
+
+
+class ScriptedServer:
+    """Raw HTTP on asyncio: connection i runs `scripts[i]` (reader, writer) -> None."""
+
+    def __init__(self, *scripts) -> None:
+        self.scripts = list(scripts)
+        self.connections = 0
+
+    async def __aenter__(self) -> int:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            script = self.scripts[min(self.connections, len(self.scripts) - 1)]
+            self.connections += 1
+            try:
+                await script(reader, writer)
+            finally:
+                writer.close()
+
+        self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def __aexit__(self, *exc) -> None:
+        self.server.close()
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+
+
+async def answer_then_hang_up(reader, writer) -> None:
+    """Answer one request with keep-alive, then close on the next without answering (the
+    race with a server's keep-alive timeout)."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(OK)
+    await reader.readuntil(b"\r\n\r\n")
+
+
+async def answer_all(reader, writer) -> None:
+    while True:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            return
+        writer.write(OK)
+
+
+async def hang_up(reader, writer) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+
+
+async def test_a_reused_connection_closed_before_answering_is_retried_once_for_get() -> None:
+    scripted = ScriptedServer(answer_then_hang_up, answer_all)
+    async with scripted as port, client() as c:
+        url = f"http://127.0.0.1:{port}/"
+        assert (await c.get(url)).content == b"ok"
+        assert (await c.get(url)).content == b"ok"  # sent again on a new connection
+        assert scripted.connections == 2
+
+    scripted = ScriptedServer(answer_then_hang_up, answer_all)
+    async with scripted as port, client() as c:
+        url = f"http://127.0.0.1:{port}/"
+        await c.get(url)
+        with pytest.raises(httpx.RemoteProtocolError):  # not idempotent: not sent twice
+            await c.post(url, content=b"x")
+        assert scripted.connections == 1
+
+    async with ScriptedServer(hang_up) as port:  # a new connection: nothing to retry
+        f = fetcher()
+        with pytest.raises(FetchError) as exc:
+            await f.fetch(f"http://127.0.0.1:{port}/")
+        assert exc.value.code == "connection_error" and "without answering" in exc.value.message
+        await f.aclose()
+
+
+async def answer_with_a_smuggled_second(reader, writer) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(OK + b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfake")
+    await answer_all(reader, writer)
+
+
+async def test_bytes_after_an_answer_are_never_read_as_the_next_one() -> None:
+    scripted = ScriptedServer(answer_with_a_smuggled_second, answer_all)
+    async with scripted as port, client() as c:
+        url = f"http://127.0.0.1:{port}/"
+        assert (await c.get(url)).content == b"ok"
+        assert (await c.get(url)).content == b"ok"  # not "fake": a new connection
+        assert scripted.connections == 2
+
+
+async def close_delimited(reader, writer) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
+    await writer.drain()
+
+
+async def broken_head(reader, writer) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n")
+    await writer.drain()
+
+
+async def test_close_delimited_bodies_and_malformed_answers() -> None:
+    f = fetcher()
+    async with ScriptedServer(close_delimited) as port:
+        result = await f.fetch(f"http://127.0.0.1:{port}/")
+        assert result.body == b"until the end"
+    async with ScriptedServer(broken_head) as port:
+        with pytest.raises(FetchError) as exc:
+            await f.fetch(f"http://127.0.0.1:{port}/")
+        assert exc.value.code == "connection_error"
+    await f.aclose()
 
 
 class socket_server:
@@ -192,27 +355,18 @@ async def test_tls_is_verified_and_sends_the_server_name(tmp_path: Path) -> None
         # Trusting that certificate, a pinned-address request verifies it for the server name
         # given as SNI, as the fetcher sends it.
         trusting = ssl.create_default_context(cafile=str(cert))
-        async with httpcore.AsyncConnectionPool(
-            ssl_context=trusting, network_backend=AsyncioBackend()
-        ) as pool:
-            response = await pool.request(
-                "GET",
+        async with client(FetchTransport(ssl_context=trusting)) as c:
+            response = await c.get(
                 f"https://127.0.0.1:{tls.port}/x",
                 headers={"Host": "localhost"},
                 extensions={"sni_hostname": "localhost"},
             )
-            assert response.status == 200 and response.content == b"hello /x"
+            assert response.status_code == 200 and response.content == b"hello /x"
             assert tls.server_names[-1] == "localhost"
 
-            wrong = ssl.create_default_context(cafile=str(cert))
-            async with httpcore.AsyncConnectionPool(
-                ssl_context=wrong, network_backend=AsyncioBackend()
-            ) as other:
-                with pytest.raises(httpcore.ConnectError):  # name not in the certificate
-                    await other.request(
-                        "GET",
-                        f"https://127.0.0.1:{tls.port}/x",
-                        extensions={"sni_hostname": "example.org"},
-                    )
+            with pytest.raises(httpx.ConnectError):  # name not in the certificate
+                await c.get(
+                    f"https://127.0.0.1:{tls.port}/x", extensions={"sni_hostname": "example.org"}
+                )
     finally:
         tls.close()
