@@ -310,10 +310,11 @@ class FetchTransport(httpx.AsyncBaseTransport):
     def _release(self, connection: _Connection) -> None:
         self._slots.release()
         state = connection.h11
-        if not (state.our_state is h11.DONE and state.their_state is h11.DONE) or (
-            state.trailing_data[0]  # bytes after the answer: never read as the next one
-        ):
-            connection.close()  # not read to its end, or either side asked to close
+        finished = state.our_state is h11.DONE and state.their_state is h11.DONE
+        if not finished or state.trailing_data[0]:
+            # Not read to its end, either side asked to close, or bytes follow the answer
+            # (never to be read as the next one).
+            connection.close()
             return
         state.start_next_cycle()
         if not connection.reusable_when_idle():
