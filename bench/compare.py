@@ -28,6 +28,7 @@ Usage: uv run python bench/compare.py [--ref-a HEAD] [--env-a K=V] [--env-b K=V]
 import argparse
 import math
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -207,6 +208,7 @@ def main() -> None:
                 cwd=ROOT,
                 capture_output=True,
             )
+        shutil.rmtree(tmp, ignore_errors=True)  # every round's snapshots: ~0.5 GB
     pairs = [(rounds[i], rounds[i + 1]) for i in range(0, len(rounds) - 1, 2)]
     pairs = [(a, b) if a.side == "A" else (b, a) for a, b in pairs]
     if pairs:

@@ -6,6 +6,7 @@ any chunk of an expected page. Usage: uv run python bench/eval_search.py [--prov
 """
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -107,6 +108,7 @@ def main() -> None:
         proc.wait(30)
         httpd.shutdown()
         stop_embedded_postgres(tmp / "pg")
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

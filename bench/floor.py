@@ -22,6 +22,7 @@ Usage: uv run python bench/floor.py [--limit N]
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import manual_dir, pages
-from bench.ingest import cpu_seconds
+from bench.ingest import cpu_seconds, stop_embedded_postgres
 
 SERVER = """
 import sys, time
@@ -111,6 +112,8 @@ async def database_cpu(texts: list[str], vectors: list, dimensions: int) -> tupl
         448,
     )
     await conn.close()
+    stop_embedded_postgres(tmp / "pg")
+    shutil.rmtree(tmp, ignore_errors=True)
     return store, hnsw
 
 

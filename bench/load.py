@@ -15,6 +15,7 @@ monkey.patch_all()
 
 import argparse
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -157,6 +158,7 @@ def main() -> None:
             proc.terminate()
             proc.wait(30)
             stop_embedded_postgres(tmp / "pg")
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

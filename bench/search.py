@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -29,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ingest import bearer, free_port, sign_in, wait_ready
+from bench.ingest import bearer, free_port, sign_in, stop_embedded_postgres, wait_ready
 from src.chunks.service import COPY_COLUMNS
 from src.database import start_embedded_postgres
 from src.vectorization.providers import HashingProvider
@@ -217,6 +218,8 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         api.terminate()
         api.wait(30)
+        stop_embedded_postgres(tmp / "pg")
+        shutil.rmtree(tmp, ignore_errors=True)
     api_p50, sql_p50 = statistics.median(api_ms), statistics.median(sql_ms)
     print(
         f"rows={args.rows} queries={args.queries} api_p95_ms={percentile(api_ms, 0.95):.2f} "

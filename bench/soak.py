@@ -10,6 +10,7 @@ Usage: uv run python bench/soak.py [--seconds 600] [--searchers 4]
 import argparse
 import asyncio
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -112,12 +113,14 @@ async def run(args: argparse.Namespace) -> None:
             proc.wait(30)
         httpd.shutdown()
         stop_embedded_postgres(tmp / "pg")
+        shutil.rmtree(tmp / "objects", ignore_errors=True)  # the logs stay: read below
     pool_errors = sum(
         (tmp / name).read_text().count("QueuePool limit") for name in ("api.log", "worker.log")
     )
     print("rss samples (MB): api=" + ",".join(f"{x:.0f}" for x in samples["api"]))
     print("rss samples (MB): worker=" + ",".join(f"{x:.0f}" for x in samples["worker"]))
     print(f"pool_exhaustion_errors={pool_errors}")
+    print(f"logs in {tmp}", file=sys.stderr)
 
     def fmt(xs: list[float]) -> str:
         return f"{xs[0]:.0f}/{max(xs):.0f}/{xs[-1]:.0f}"

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ingest import bearer, free_port, insert_project, sign_in, wait_ready
+from bench.ingest import (
+    bearer,
+    free_port,
+    insert_project,
+    sign_in,
+    stop_embedded_postgres,
+    wait_ready,
+)
 from src.chunks.service import COPY_COLUMNS
 from src.database import start_embedded_postgres
 
@@ -158,6 +166,8 @@ def main() -> None:
     finally:
         api.terminate()
         api.wait(30)
+        stop_embedded_postgres(tmp / "pg")
+        shutil.rmtree(tmp, ignore_errors=True)
     rows = args.rows * args.batches
     api_rate, copy_rate = rows / api_s, rows / copy_s
     print(f"rows={rows} api_seconds={api_s:.2f} copy_seconds={copy_s:.2f}")
