@@ -4,6 +4,7 @@ import asyncio
 import mimetypes
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -117,3 +118,25 @@ class PageServer:
 def serve(directory: Path, host: str = "127.0.0.1") -> tuple[PageServer, str]:
     server = PageServer(directory, host)
     return server, f"http://{host}:{server.port}"
+
+
+_SERVER_SCRIPT = """
+import sys, time
+from pathlib import Path
+from bench.corpus import serve
+httpd, origin = serve(Path(sys.argv[1]))
+print(origin, flush=True)
+time.sleep(3600)
+"""
+
+
+def serve_in_process(directory: Path) -> tuple[subprocess.Popen, str]:
+    """The page server in a process of its own, so that its CPU is not the caller's (kill it
+    when done); returns it and its origin."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", _SERVER_SCRIPT, str(directory)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    return server, server.stdout.readline().strip()

@@ -15,7 +15,6 @@ Usage: uv run python bench/fetch.py [--rounds 5] [--limit N]
 import argparse
 import asyncio
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,8 +25,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.corpus import manual_dir, pages
-from bench.floor import SERVER
+from bench.corpus import manual_dir, pages, serve_in_process
 
 CONCURRENCY = 8
 
@@ -102,15 +100,9 @@ def main() -> None:
 
     directory = manual_dir()
     files = pages(directory)[: args.limit or None]
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(directory)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
+    server, origin = serve_in_process(directory)
     spent: dict[str, list[float]] = {"fetcher": [], "httpcore": [], "bare_h11": []}
     try:
-        origin = server.stdout.readline().strip()
         host, port = origin.split("//", 1)[1].rsplit(":", 1)
         urls = [f"{origin}/{f.name}" for f in files]
         for _ in range(args.rounds):

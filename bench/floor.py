@@ -3,7 +3,7 @@ each stage the issues prescribe, measured in one run on the PostgreSQL manual.
 
 Stages, each alone, without queue, transactions, snapshots or bookkeeping:
   serve    the loopback page server (part of the benchmark, it shares the machine)
-  fetch    SafeFetcher (httpx, address checks, caps) from that server, 8 at a time
+  fetch    SafeFetcher (httpx, address checks, caps) from that server, 8 at a time (bench/fetch.py)
   extract  extract_html — the baseline of bench/ingest.py
   chunk    chunk_document with the default project settings
   store    PostgreSQL CPU to COPY the chunk texts into a table with the same generated
@@ -23,51 +23,22 @@ import argparse
 import asyncio
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import uvloop
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.corpus import manual_dir, pages
+from bench.corpus import manual_dir, pages, serve_in_process
+from bench.fetch import through_fetcher
 from bench.ingest import cpu_seconds, stop_embedded_postgres
-
-SERVER = """
-import sys, time
-from pathlib import Path
-from bench.corpus import serve
-httpd, origin = serve(Path(sys.argv[1]))
-print(origin, flush=True)
-time.sleep(3600)
-"""
 
 
 def per_page(seconds: float, n: int) -> float:
     return 1000 * seconds / n
-
-
-async def fetch_all(urls: list[str], port: str) -> float:
-    """Process CPU seconds to fetch every URL, 8 at a time."""
-    from src.urls.config import FetchSettings
-    from src.urls.fetcher import SafeFetcher
-
-    fetcher = SafeFetcher(
-        FetchSettings(FETCH_ALLOWED_NETWORKS=["127.0.0.0/8"], FETCH_ALLOWED_PORTS=[port])
-    )
-    gate = asyncio.Semaphore(8)
-
-    async def one(url: str) -> None:
-        async with gate:
-            await fetcher.fetch(url)
-
-    await one(urls[0])  # robots.txt and the first connection
-    started = time.process_time()
-    await asyncio.gather(*(one(u) for u in urls))
-    spent = time.process_time() - started
-    await fetcher.aclose()
-    return spent
 
 
 async def database_cpu(texts: list[str], vectors: list, dimensions: int) -> tuple[float, float]:
@@ -135,17 +106,11 @@ def main() -> None:
     bodies = [f.read_bytes() for f in files]
     costs: dict[str, float] = {}
 
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(directory)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
+    server, origin = serve_in_process(directory)
     try:
-        origin = server.stdout.readline().strip()
         before = cpu_seconds([server.pid])
-        fetch = asyncio.run(
-            fetch_all([f"{origin}/{f.name}" for f in files], origin.rsplit(":", 1)[1])
+        fetch = uvloop.run(  # the workers' loop
+            through_fetcher([f"{origin}/{f.name}" for f in files], origin.rsplit(":", 1)[1])
         )
         costs["serve"] = per_page(cpu_seconds([server.pid]) - before, n + 1)
         costs["fetch"] = per_page(fetch, n)
