@@ -12,7 +12,9 @@
   inflated here, never more than the cap at a time, so a compression bomb stays small);
 - robots.txt honoured (cached per host, read once however many fetches wait for it), an
   identifying User-Agent, a per-host limit;
-- no cookie jar: cookies a page sets (for one tenant's fetch) are never sent with another.
+- no cookie jar: cookies a page sets (for one tenant's fetch) are never sent with another;
+- HTTP/1.1 through the fetcher's own transport (src/urls/network.py): connections pooled per
+  checked address, port and TLS name, no proxy from the environment.
 """
 
 import asyncio
