@@ -34,12 +34,10 @@ def safe_fetcher(port: str, transport: httpx.AsyncBaseTransport | None):
     from src.urls.config import FetchSettings
     from src.urls.fetcher import SafeFetcher
 
-    fetcher = SafeFetcher(
-        FetchSettings(FETCH_ALLOWED_NETWORKS=["127.0.0.0/8"], FETCH_ALLOWED_PORTS=[port])
+    return SafeFetcher(
+        FetchSettings(FETCH_ALLOWED_NETWORKS=["127.0.0.0/8"], FETCH_ALLOWED_PORTS=[port]),
+        transport=transport,  # None: its own
     )
-    if transport is not None:  # the same client settings over another transport
-        fetcher.client._transport = transport
-    return fetcher
 
 
 async def through_fetcher(urls: list[str], port: str, transport=None) -> float:

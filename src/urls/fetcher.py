@@ -170,14 +170,20 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class SafeFetcher:
-    def __init__(self, settings: FetchSettings = fetch_settings) -> None:
+    def __init__(
+        self,
+        settings: FetchSettings = fetch_settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,  # bench/fetch.py compares others
+    ) -> None:
         self.settings = settings
         self.allowed_ports = settings.allowed_ports()
         self.client = httpx.AsyncClient(
             follow_redirects=False,
             trust_env=False,  # never route through proxies from the environment
             timeout=httpx.Timeout(settings.FETCH_TIMEOUT_SECONDS, connect=10.0),
-            transport=FetchTransport(ssl_context=httpx.create_ssl_context(trust_env=False)),
+            transport=transport
+            or FetchTransport(ssl_context=httpx.create_ssl_context(trust_env=False)),
             headers={"User-Agent": settings.FETCH_USER_AGENT, "Accept-Encoding": "gzip, deflate"},
         )
         self.client._cookies = _NoCookies()  # httpx has no switch for its per-client jar
